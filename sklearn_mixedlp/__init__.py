@@ -1,0 +1,13 @@
+"""Semi-supervised label propagation with mined hard negatives.
+
+The public estimators are :class:`MixedLabelPropagation` (plain LP, Mining on
+Manifolds or user-supplied negatives) and :class:`HardNegativeLP` (negatives
+mined by edge removal), both transductive scikit-learn classifiers on a kNN
+affinity graph.
+"""
+
+from ._label_propagation import HardNegativeLP, MixedLabelPropagation
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["HardNegativeLP", "MixedLabelPropagation", "__version__"]

@@ -1,0 +1,347 @@
+"""kNN affinity graphs (SPEC section 1, eq. 15).
+
+Data flows one way through this module::
+
+    X --l2_normalize--> V --NeighborIndex.self_kneighbors--> (sim, idx)
+      --knn_affinity--> A --symmetrize--> W = A + A^T
+
+Every neighbour-search backend sits behind :class:`NeighborIndex`: ``fit`` on
+the normalised training rows, ``kneighbors`` for new rows and
+``self_kneighbors`` for the training rows themselves (self excluded).
+Similarities are inner products of L2-normalised rows (cosine similarity).
+"""
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._utils import import_optional, is_installed
+
+KNN_BACKENDS = ("auto", "exact", "faiss", "pynndescent", "precomputed")
+
+# Above this many training rows the faiss backend switches from the exact
+# IndexFlatIP to an approximate HNSW index.
+FAISS_EXACT_MAX_SAMPLES = 200_000
+# Below this many training rows ``'auto'`` uses exact search when faiss is
+# not installed (blocked BLAS is then fast enough).
+EXACT_AUTO_MAX_SAMPLES = 50_000
+# Number of similarity entries (rows x columns) computed per block by the
+# exact backend: bounds its working memory to about 8 * _BLOCK_ENTRIES bytes.
+_BLOCK_ENTRIES = 2**23
+
+
+def l2_normalize(X):
+    """Scale each row of ``X`` to unit Euclidean norm (SPEC 1.1).
+
+    A zero row cannot be normalised: it stays zero, so it has similarity 0
+    to every row and gets no edge in the graph (an isolated sample), and a
+    warning names it.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Finite feature matrix.
+
+    Returns
+    -------
+    V : {ndarray, sparse CSR matrix} of shape (n_samples, n_features)
+        Row-normalised copy of ``X`` (same dtype).
+    zero : ndarray of shape (n_samples,)
+        Boolean mask of the zero rows.
+    """
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    else:
+        norms = np.linalg.norm(X, axis=1)
+    zero = norms == 0
+    if zero.any():
+        rows = np.flatnonzero(zero)
+        shown = ", ".join(map(str, rows[:10])) + (" ..." if rows.size > 10 else "")
+        warnings.warn(
+            f"{rows.size} row(s) of X have zero norm and cannot be "
+            f"L2-normalised (rows {shown}). They are treated as isolated "
+            "samples without neighbours: an unlabeled one gets the uniform "
+            "distribution with confidence 0.",
+            UserWarning,
+        )
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=~zero)
+    inv = inv.astype(X.dtype, copy=False)
+    if sp.issparse(X):
+        return sp.csr_matrix(sp.diags(inv) @ X), zero
+    return X * inv[:, None], zero
+
+
+def _top_k(S, k):
+    """Indices and values of the ``k`` largest entries of each row of ``S``,
+    sorted by decreasing value (ties broken by column index)."""
+    part = np.argpartition(-S, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(S, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(S, idx, axis=1), idx
+
+
+def _dense_block(M):
+    return M.toarray() if sp.issparse(M) else np.asarray(M)
+
+
+def _drop_self(sim, idx, k):
+    """Remove each row's own index from a ``k + 1`` neighbour list.
+
+    Row ``r`` of ``idx`` lists neighbours of training row ``r``. If ``r``
+    appears, it is removed; otherwise (an exact duplicate outranked it) the
+    last neighbour is dropped.
+    """
+    n = idx.shape[0]
+    is_self = idx == np.arange(n)[:, None]
+    # Drop the self entry, or the last column when self was not returned.
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), idx.shape[1] - 1)
+    keep = np.ones(idx.shape, dtype=bool)
+    keep[np.arange(n), drop] = False
+    return sim[keep].reshape(n, k), idx[keep].reshape(n, k)
+
+
+class NeighborIndex:
+    """Maximum-inner-product neighbour search on L2-normalised rows.
+
+    One small interface over several backends; the fitted index can be
+    pickled (faiss indexes are serialised to bytes).
+
+    Parameters
+    ----------
+    backend : {'exact', 'faiss', 'pynndescent'}, default='exact'
+        ``'exact'``: blocked brute force with numpy (dense or sparse rows).
+        ``'faiss'``: ``IndexFlatIP`` up to ``exact_max_samples`` rows, an
+        HNSW index above. ``'pynndescent'``: approximate NN-descent graph.
+    exact_max_samples : int, default=200_000
+        Size threshold of the faiss backend.
+    random_state : int or None, default=None
+        Seed of the approximate backends.
+    n_jobs : int or None, default=None
+        Threads of the pynndescent backend.
+    """
+
+    def __init__(
+        self,
+        backend="exact",
+        *,
+        exact_max_samples=FAISS_EXACT_MAX_SAMPLES,
+        random_state=None,
+        n_jobs=None,
+    ):
+        self.backend = backend
+        self.exact_max_samples = exact_max_samples
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # -- fitting ---------------------------------------------------------
+    def fit(self, V, n_neighbors=15):
+        """Index the L2-normalised training rows ``V``.
+
+        ``n_neighbors`` is the size of the neighbour lists that will be
+        asked of :meth:`self_kneighbors` (the NN-descent graph is built
+        for it).
+        """
+        self.n_samples_ = V.shape[0]
+        if self.backend == "exact":
+            self._V = V
+        elif self.backend == "faiss":
+            self._fit_faiss(V)
+        elif self.backend == "pynndescent":
+            nndescent = import_optional("pynndescent", "knn_backend='pynndescent'")
+            self._nnd = nndescent.NNDescent(
+                V,
+                metric="cosine",
+                n_neighbors=n_neighbors + 1,
+                random_state=self.random_state,
+                n_jobs=self.n_jobs,
+                compressed=False,
+            )
+        else:
+            raise ValueError(f"Unknown neighbour backend {self.backend!r}.")
+        return self
+
+    def _fit_faiss(self, V):
+        faiss = import_optional("faiss", "knn_backend='faiss'")
+        if sp.issparse(V):
+            raise TypeError(
+                "knn_backend='faiss' does not accept sparse X; use "
+                "knn_backend='exact' or 'pynndescent', or densify X."
+            )
+        V32 = np.ascontiguousarray(V, dtype=np.float32)
+        d = V32.shape[1]
+        if V32.shape[0] <= self.exact_max_samples:
+            index = faiss.IndexFlatIP(d)
+        else:
+            index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 128
+        index.add(V32)
+        self._faiss = index
+
+    # -- queries ---------------------------------------------------------
+    def kneighbors(self, Q, k):
+        """The ``k`` training rows of largest inner product with each row
+        of ``Q``.
+
+        Returns
+        -------
+        sim : ndarray of shape (n_queries, k)
+            Inner products, decreasing along each row.
+        idx : ndarray of shape (n_queries, k)
+            Indices of the training rows.
+        """
+        if self.backend == "exact":
+            return self._exact_kneighbors(Q, k)
+        if self.backend == "faiss":
+            return self._faiss_kneighbors(Q, k)
+        return self._nnd_kneighbors(Q, k)
+
+    def self_kneighbors(self, V, k):
+        """The ``k`` nearest training rows of every training row ``V``
+        (the rows given to :meth:`fit`), self excluded."""
+        if self.backend == "pynndescent":
+            idx, dist = self._nnd.neighbor_graph
+            sim = 1.0 - dist[:, : k + 1]  # metric='cosine' distance
+            return _drop_self(sim, idx[:, : k + 1], k)
+        sim, idx = self.kneighbors(V, k + 1)
+        return _drop_self(sim, idx, k)
+
+    def _exact_kneighbors(self, Q, k):
+        n = self._V.shape[0]
+        chunk = max(1, _BLOCK_ENTRIES // max(n, 1))
+        sims, idxs = [], []
+        VT = self._V.T
+        for start in range(0, Q.shape[0], chunk):
+            S = _dense_block(Q[start : start + chunk] @ VT)
+            s, i = _top_k(S, k)
+            sims.append(s)
+            idxs.append(i)
+        return np.vstack(sims), np.vstack(idxs)
+
+    def _faiss_kneighbors(self, Q, k):
+        sim, idx = self._faiss.search(np.ascontiguousarray(Q, dtype=np.float32), k)
+        return sim.astype(np.float64), idx.astype(np.int64)
+
+    def _nnd_kneighbors(self, Q, k):
+        idx, dist = self._nnd.query(Q, k=k)
+        return 1.0 - dist, idx.astype(np.int64)
+
+    # -- pickling --------------------------------------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "_faiss" in state:
+            faiss = import_optional("faiss", "unpickling a faiss index")
+            state["_faiss"] = faiss.serialize_index(state["_faiss"])
+        return state
+
+    def __setstate__(self, state):
+        if "_faiss" in state:
+            faiss = import_optional("faiss", "unpickling a faiss index")
+            state["_faiss"] = faiss.deserialize_index(state["_faiss"])
+        self.__dict__.update(state)
+
+
+def resolve_knn_backend(backend, n_samples, sparse_input):
+    """Turn ``'auto'`` into a concrete backend name (SPEC 1.4).
+
+    ``'auto'`` uses faiss for dense data when installed, exact search for
+    sparse or small data, then pynndescent for large data when installed.
+    """
+    if backend != "auto":
+        return backend
+    if not sparse_input and is_installed("faiss"):
+        return "faiss"
+    if n_samples <= EXACT_AUTO_MAX_SAMPLES or not is_installed("pynndescent"):
+        return "exact"
+    return "pynndescent"
+
+
+def clip_n_neighbors(n_neighbors, n_samples):
+    """Clip ``k`` to ``n_samples - 1`` with a warning (SPEC 1.5)."""
+    if n_neighbors >= n_samples:
+        warnings.warn(
+            f"n_neighbors={n_neighbors} is not smaller than n_samples="
+            f"{n_samples}; using n_neighbors={n_samples - 1}.",
+            UserWarning,
+        )
+        return n_samples - 1
+    return n_neighbors
+
+
+def knn_affinity(sim, idx, gamma, n_samples, zero=None):
+    """Directed kNN affinities of eq. 15 as a sparse matrix.
+
+    Row ``j`` of the result holds ``[v_j^T v_i]_+^gamma`` for the ``k``
+    neighbours ``i`` of ``v_j`` (this is ``A^T`` in the paper's notation;
+    ``W = A + A^T`` is the same either way). Non-positive similarities give
+    no edge, and neither does a neighbour flagged in the boolean mask
+    ``zero`` (a zero feature row, whose similarity some backends do not
+    report as 0).
+    """
+    n_rows, k = idx.shape
+    weights = np.clip(sim, 0.0, None) ** gamma
+    if zero is not None and zero.any():
+        weights[zero[idx]] = 0.0
+    indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
+    A = sp.csr_matrix(
+        (weights.ravel(), idx.ravel(), indptr), shape=(n_rows, n_samples)
+    )
+    A.eliminate_zeros()
+    return A
+
+
+def symmetrize(A):
+    """``W = A + A^T`` as CSR with sorted indices and no stored zeros."""
+    W = (A + A.T).tocsr()
+    W.setdiag(0)
+    W.eliminate_zeros()
+    W.sort_indices()
+    return W
+
+
+def mutual_knn_graph(idx, n_samples):
+    """Boolean kNN adjacency ``K`` with ``K[j, i] = 1`` if ``i`` is among
+    the neighbours of ``j``."""
+    n_rows, k = idx.shape
+    indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(idx.size), idx.ravel(), indptr), shape=(n_rows, n_samples)
+    )
+
+
+def check_precomputed_graph(G, n_samples=None):
+    """Validate a user-supplied sparse affinity / kNN graph.
+
+    The stored values are affinities (larger means more similar, e.g. the
+    ``mode='connectivity'`` output of
+    :func:`sklearn.neighbors.kneighbors_graph`). The graph is used as the
+    matrix ``A`` of eq. 15 and symmetrised as ``W = A + A^T``.
+
+    Raises
+    ------
+    ValueError
+        If the graph is not square (or does not have ``n_samples`` columns
+        at predict time), or has negative weights.
+    """
+    G = sp.csr_matrix(G, dtype=np.float64)
+    if n_samples is None and G.shape[0] != G.shape[1]:
+        raise ValueError(
+            "With knn_backend='precomputed', X must be a square "
+            f"(n_samples, n_samples) affinity graph; got shape {G.shape}."
+        )
+    if n_samples is not None and G.shape[1] != n_samples:
+        raise ValueError(
+            "With knn_backend='precomputed', X at predict time must have one "
+            f"column per training sample ({n_samples}); got shape {G.shape}."
+        )
+    if G.nnz and G.data.min() < 0:
+        raise ValueError(
+            "The precomputed affinity graph has negative weights; affinities "
+            "must be non-negative (larger means more similar)."
+        )
+    G.eliminate_zeros()
+    return G
+

@@ -1,0 +1,635 @@
+"""Transductive estimators: MixedLabelPropagation and HardNegativeLP.
+
+Data flows one way (SPEC sections 1-6)::
+
+    X -> kNN graph W (eq. 15) -> LP solve F (eq. 16)
+      -> dissimilarity weights Wdis (eqs. 18-22, MoM, Control or given)
+      -> mixed LP solve G (eqs. 23-24, or LPDR eq. 25)
+      -> distributions, pseudolabels, confidences -> fitted attributes
+"""
+
+import time
+import warnings
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._graph import (
+    KNN_BACKENDS,
+    NeighborIndex,
+    check_precomputed_graph,
+    clip_n_neighbors,
+    knn_affinity,
+    l2_normalize,
+    mutual_knn_graph,
+    resolve_knn_backend,
+    symmetrize,
+)
+from ._negatives import (
+    check_negatives,
+    control_negative_weights,
+    hard_negative_weights,
+    mom_negative_weights,
+)
+from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
+from ._utils import entropy_confidence, normalize_distributions
+
+# Ridge added to the rows of graph components without any labeled sample,
+# relative to the mean degree: it keeps the system SPD (SPEC section 2).
+_RIDGE = 1e-6
+
+
+def unlabeled_mask(y):
+    """Boolean mask of the unlabeled entries of ``y``.
+
+    The integer ``-1`` marks an unlabeled sample; in string or object label
+    arrays the string ``"-1"`` does too.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind in "OUS":
+        return np.array([v == -1 or v == "-1" for v in y.tolist()], dtype=bool)
+    return y == -1
+
+
+def _mix64(x):
+    """The splitmix64 finaliser: a bijective scramble of 64-bit words."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _row_hashes(X):
+    """A 64-bit hash of each row's exact values.
+
+    The sum, modulo 2**64, of ``mix(bits(x_j) + key_j) - mix(key_j)`` over
+    the features ``j``: independent of summation order, and zeros
+    contribute nothing, so a dense row and its sparse copy hash alike.
+    """
+    n_features = X.shape[1]
+    keys = np.random.default_rng(20230601).integers(
+        0, 2**63, size=n_features, dtype=np.uint64
+    )
+    with np.errstate(over="ignore"):
+        if sp.issparse(X):
+            X = sp.csr_matrix(X, dtype=np.float64)
+            X.sum_duplicates()
+            k = keys[X.indices]
+            terms = _mix64((X.data + 0.0).view(np.uint64) + k) - _mix64(k)
+            csum = np.concatenate([[np.uint64(0)], np.cumsum(terms, dtype=np.uint64)])
+            return csum[X.indptr[1:]] - csum[X.indptr[:-1]]
+        X = np.asarray(X, dtype=np.float64)
+        hashes = np.empty(X.shape[0], dtype=np.uint64)
+        chunk = max(1, 2**20 // max(n_features, 1))
+        zero = _mix64(keys).sum(dtype=np.uint64)
+        for start in range(0, X.shape[0], chunk):
+            block = np.ascontiguousarray(X[start : start + chunk]) + 0.0  # -0.0 -> 0
+            terms = _mix64(block.view(np.uint64) + keys)
+            hashes[start : start + chunk] = terms.sum(axis=1, dtype=np.uint64) - zero
+        return hashes
+
+
+class _BaseMixedLP(ClassifierMixin, BaseEstimator):
+    """Shared machinery of the label-propagation estimators."""
+
+    _parameter_constraints = {
+        "dissimilarity_loss": [StrOptions({"mixed", "lpdr"})],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+        "mu": [Interval(Real, 0, None, closed="neither")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "knn_backend": [StrOptions(set(KNN_BACKENDS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "device": [str],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "classes": ["array-like", None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = self.knn_backend != "faiss"
+        tags.input_tags.pairwise = self.knn_backend == "precomputed"
+        return tags
+
+    # -- hooks for the subclasses ---------------------------------------
+    @abstractmethod
+    def _negative_weights(self, W, knn, solve_lp, negatives):
+        """Return ``(Wdis, F)``: the dissimilarity weights and, when it was
+        needed to mine them, the LP solution (else None)."""
+
+    # -- fit ------------------------------------------------------------
+    def _fit(self, X, y, negatives=None):
+        start = time.perf_counter()
+        precomputed = self.knn_backend == "precomputed"
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+        )
+        unlabeled = unlabeled_mask(y)
+        self.classes_, y_index = self._encode_labels(y, unlabeled)
+        n_samples, n_classes = X.shape[0], self.classes_.size
+        self._solver, self._device = resolve_solver(self.solver, self.device)
+
+        W, knn = self._build_graph(X, precomputed)
+        self._log("graph", start, f"{W.nnz} stored entries")
+
+        labeled = ~unlabeled
+        Y = np.zeros((n_samples, n_classes))
+        Y[np.flatnonzero(labeled), y_index[labeled]] = 1.0
+        u = self.mu * labeled  # eq. 16
+        orphan = self._unlabeled_components(W, labeled)
+        degree = np.asarray(W.sum(axis=1)).ravel()
+        ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
+        laplacian = sp.diags(degree + u + ridge) - W  # L + U (+ ridge)
+        rhs = u[:, None] * Y
+        self.n_iter_ = 0
+
+        def solve_lp():
+            result = self._cg(laplacian, rhs)
+            self._log("label propagation", start, f"{result.n_iter} iterations")
+            return result.X
+
+        Wdis, F = self._negative_weights(W, knn, solve_lp, negatives)
+        if Wdis.nnz == 0:
+            G = solve_lp() if F is None else F
+        else:
+            self._log("negatives", start, f"{Wdis.nnz // 2} negative edges")
+            G = self._mixed_solve(laplacian, Wdis, rhs, F)
+        G[orphan] = 0.0
+
+        self.affinity_ = W
+        self.dissimilarity_ = Wdis
+        self.label_distributions_ = normalize_distributions(G)
+        self.transduction_ = self.classes_[self.label_distributions_.argmax(axis=1)]
+        self.confidence_ = entropy_confidence(self.label_distributions_)
+        self.confidence_[orphan] = 0.0
+        self._train_keys = _row_hashes(X)
+        self._train_order = np.argsort(self._train_keys, kind="stable")
+        self._train_keys = self._train_keys[self._train_order]
+        self._log("fit", start, "done")
+        return self
+
+    def _encode_labels(self, y, unlabeled):
+        if not np.any(~unlabeled):
+            raise ValueError(
+                "y has no labeled sample: every entry is -1 (unlabeled). At "
+                "least one labeled sample is needed."
+            )
+        y_labeled = y[~unlabeled]
+        check_classification_targets(y_labeled)
+        if self.classes is None:
+            classes = np.unique(y_labeled)
+        else:
+            classes = np.asarray(self.classes)
+            if np.unique(classes).size != classes.size:
+                raise ValueError("classes contains duplicated labels.")
+            unknown = ~np.isin(y_labeled, classes)
+            if unknown.any():
+                raise ValueError(
+                    f"y contains labels {np.unique(y_labeled[unknown]).tolist()} "
+                    "that are neither -1 (unlabeled) nor one of classes="
+                    f"{classes.tolist()}."
+                )
+            missing = classes[~np.isin(classes, y_labeled)]
+            if missing.size:
+                warnings.warn(
+                    f"Classes {missing.tolist()} have no labeled sample; their "
+                    "probability stays 0 and they are never predicted.",
+                    UserWarning,
+                )
+        y_index = np.zeros(y.shape[0], dtype=np.int64)
+        y_index[~unlabeled] = np.searchsorted(np.sort(classes), y_labeled)
+        # map positions in the sorted classes back to the given order
+        y_index[~unlabeled] = np.argsort(classes, kind="stable")[y_index[~unlabeled]]
+        return classes, y_index
+
+    def _build_graph(self, X, precomputed):
+        n_samples = X.shape[0]
+        if precomputed:
+            A = check_precomputed_graph(X)
+            self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
+            self.knn_backend_ = "precomputed"
+            self._index = None
+            return symmetrize(A), A
+        V, zero = l2_normalize(X)
+        k = clip_n_neighbors(self.n_neighbors, n_samples)
+        backend = resolve_knn_backend(self.knn_backend, n_samples, sp.issparse(X))
+        index = NeighborIndex(backend, random_state=self.random_state).fit(V, k)
+        sim, idx = index.self_kneighbors(V, k)
+        self.n_neighbors_, self.knn_backend_ = k, backend
+        self._index, self._zero_rows = index, zero
+        knn = mutual_knn_graph(idx, n_samples)
+        sim[zero] = 0.0
+        A = knn_affinity(sim, idx, self.gamma, n_samples, zero)
+        return symmetrize(A), knn
+
+    @staticmethod
+    def _unlabeled_components(W, labeled):
+        """Rows of connected components of ``W`` without a labeled sample."""
+        n_components, component = connected_components(W, directed=False)
+        has_label = np.bincount(component, weights=labeled, minlength=n_components)
+        return has_label[component] == 0
+
+    def _cg(self, A, B, x0=None):
+        result = block_cg(
+            A,
+            B,
+            x0=x0,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            solver=self._solver,
+            device=self._device,
+            verbose=max(self.verbose - 1, 0),
+        )
+        self.n_iter_ += result.n_iter
+        return result
+
+    def _mixed_solve(self, laplacian, Wdis, rhs, F):
+        """Solve eq. 24's SPD system ``(L + 2 beta Q + U) G = U Y`` with
+        ``Q = Ddis + Wdis``, or LPDR's ``(L - 2 beta Ldis + U) G = U Y``."""
+        dis_degree = sp.diags(np.asarray(Wdis.sum(axis=1)).ravel())
+        if self.dissimilarity_loss == "mixed":
+            A = (laplacian + 2 * self.beta * (dis_degree + Wdis)).tocsr()
+            return self._cg(A, rhs, x0=F).X
+        A = (laplacian - 2 * self.beta * (dis_degree - Wdis)).tocsr()
+        result = minres_solve(A, rhs, x0=F, tol=self.tol, max_iter=self.max_iter)
+        self.n_iter_ += result.n_iter
+        return result.X
+
+    def _log(self, stage, start, message):
+        if self.verbose:
+            elapsed = time.perf_counter() - start
+            print(f"[{type(self).__name__}] {stage}: {message} ({elapsed:.2f}s)")
+
+    # -- prediction -----------------------------------------------------
+    def predict_proba(self, X):
+        """Class distributions of the rows of ``X``.
+
+        A row equal to a training row gets that row's transductive
+        distribution (so ``predict(X_train)`` equals ``transduction_``);
+        any other row gets the weighted average of the distributions of its
+        ``n_neighbors_`` nearest training samples, with weights
+        ``[v^T v_i]_+^gamma`` (SPEC section 6). A row with no positive
+        weight gets the uniform distribution.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Feature rows, or, with ``knn_backend='precomputed'``, affinities
+            of shape (n_samples, n_training_samples).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns ordered as ``classes_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32]
+        )
+        match = self._match_training_rows(X)
+        proba = np.empty((X.shape[0], self.classes_.size))
+        hit = match >= 0
+        proba[hit] = self.label_distributions_[match[hit]]
+        if not hit.all():
+            proba[~hit] = self._inductive_proba(X[np.flatnonzero(~hit)])
+        return proba
+
+    def predict(self, X):
+        """Predicted class of each row of ``X`` (see :meth:`predict_proba`).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Feature rows.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted labels; on the training rows, ``transduction_``.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def _match_training_rows(self, X):
+        keys = _row_hashes(X)
+        pos = np.searchsorted(self._train_keys, keys)
+        pos = np.minimum(pos, self._train_keys.size - 1)
+        hit = self._train_keys[pos] == keys
+        return np.where(hit, self._train_order[pos], -1)
+
+    def _inductive_proba(self, X):
+        n_train = self.label_distributions_.shape[0]
+        if self._index is None:
+            affinity = check_precomputed_graph(X, n_samples=n_train)
+        else:
+            V, zero = l2_normalize(X)
+            sim, idx = self._index.kneighbors(V, self.n_neighbors_)
+            sim[zero] = 0.0
+            affinity = knn_affinity(sim, idx, self.gamma, n_train, self._zero_rows)
+        mass = np.asarray(affinity.sum(axis=1)).ravel()
+        scores = affinity @ self.label_distributions_
+        proba = np.full(scores.shape, 1.0 / scores.shape[1])
+        has_mass = mass > 0
+        proba[has_mass] = scores[has_mass] / mass[has_mass, None]
+        return proba
+
+
+_SHARED_PARAMS_DOC = """
+    n_neighbors : int, default=50
+        Number of nearest neighbours ``k`` of the affinity graph (eq. 15).
+        Clipped to ``n_samples - 1`` with a warning.
+    gamma : float, default=3.0
+        Exponent ``gamma`` of the affinities ``[v_i^T v_j]_+^gamma`` (eq. 15).
+    mu : float, default=1/99
+        Weight ``mu`` of the fit to the given labels on labeled rows (eq. 16).
+    beta : float, default=1.0
+        Weight ``beta`` of the dissimilarity loss (eq. 23).
+    dissimilarity_loss : {'mixed', 'lpdr'}, default='mixed'
+        ``'mixed'``: the paper's loss ``sum W^dis_ij (G_ic + G_jc)^2``
+        (eq. 24), an SPD system solved by conjugate gradient. ``'lpdr'``:
+        LPDR's ``-sum W^dis_ij (G_ic - G_jc)^2`` (eq. 25), possibly
+        indefinite, solved by MINRES on the CPU.
+    knn_backend : {'auto', 'exact', 'faiss', 'pynndescent', 'precomputed'}, \
+            default='auto'
+        Neighbour search. ``'precomputed'``: ``X`` is a sparse non-negative
+        (n_samples, n_samples) affinity / kNN graph ``A`` used in place of
+        eq. 15 (``W = A + A^T``); at predict time, affinities of the new
+        rows to the training rows. ``'auto'``: faiss when installed (exact
+        up to 200,000 rows, HNSW above), else exact search up to 50,000 rows,
+        else pynndescent when installed.
+    solver : {'auto', 'scipy', 'torch'}, default='auto'
+        Conjugate-gradient backend. ``'auto'`` uses torch on a GPU when
+        one is requested or available, scipy otherwise.
+    device : str, default='auto'
+        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``, for the torch
+        solver.
+    tol : float, default=1e-6
+        Relative residual tolerance of each column of the solves.
+    max_iter : int, default=1000
+        Maximum iterations of each solve; a
+        :class:`~sklearn.exceptions.ConvergenceWarning` is issued when it is
+        reached.
+    classes : array-like, default=None
+        All class labels, when some class has no labeled sample (it is then
+        never predicted, with a warning). Default: the labels present in
+        ``y``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the approximate neighbour search backends.
+    verbose : int, default=0
+        Print stage timings when >= 1, solver progress when >= 3.
+"""
+
+_SHARED_ATTRIBUTES_DOC = """
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    transduction_ : ndarray of shape (n_samples,)
+        Pseudolabel ``argmax_c G_ic`` of every training sample.
+    label_distributions_ : ndarray of shape (n_samples, n_classes)
+        Row of ``G`` with negatives clipped to 0, L1-normalised; rows of
+        graph components without a labeled sample are uniform.
+    confidence_ : ndarray of shape (n_samples,)
+        Confidence ``omega = 1 - H / log C`` of each distribution (eq. 21);
+        0 in components without a labeled sample.
+    affinity_ : sparse CSR matrix of shape (n_samples, n_samples)
+        Symmetric affinity matrix ``W = A + A^T`` (eq. 15).
+    dissimilarity_ : sparse CSR matrix of shape (n_samples, n_samples)
+        Symmetric dissimilarity weights ``W^dis`` (empty for plain LP).
+    n_iter_ : int
+        Solver iterations of the fit, summed over its solves.
+    n_neighbors_ : int
+        Number of neighbours actually used.
+    knn_backend_ : str
+        Neighbour search backend actually used.
+    n_features_in_ : int
+        Number of features seen during fit.
+"""
+
+
+class MixedLabelPropagation(_BaseMixedLP):
+    """Label propagation with negative (dissimilarity) edges.
+
+    Solves ``(L + 2 beta Q + U) G = U Y`` (eqs. 23-24 of Zhuang & Moulin,
+    CVPR 2023) on a kNN affinity graph by block conjugate gradient, with
+    ``L`` the graph Laplacian, ``U`` the label weights ``mu`` (eq. 16) and
+    ``Q`` the signless Laplacian of the dissimilarity weights. Without
+    negatives it is plain label propagation ``(L + U) F = U Y``.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    negatives : {None, 'mom'}, default=None
+        Source of the dissimilarity weights: None for plain label
+        propagation (eq. 16), ``'mom'`` for Mining on Manifolds (pairs that
+        are kNN but not mutual kNN, weight 1). User-supplied negatives are
+        passed to :meth:`fit` instead.
+""" + _SHARED_PARAMS_DOC + """
+    Attributes
+    ----------""" + _SHARED_ATTRIBUTES_DOC + """
+    See Also
+    --------
+    HardNegativeLP : Mines the negatives from a first propagation.
+    sklearn.semi_supervised.LabelSpreading : Normalised label spreading.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_mixedlp import MixedLabelPropagation
+    >>> X, y = load_digits(return_X_y=True)
+    >>> y_train = y.copy()
+    >>> y_train[50:] = -1
+    >>> lp = MixedLabelPropagation(n_neighbors=10).fit(X, y_train)
+    >>> float((lp.transduction_[50:] == y[50:]).mean()) > 0.8
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseMixedLP._parameter_constraints,
+        "negatives": [StrOptions({"mom"}), None],
+    }
+
+    def __init__(
+        self,
+        negatives=None,
+        *,
+        n_neighbors=50,
+        gamma=3.0,
+        mu=1 / 99,
+        beta=1.0,
+        dissimilarity_loss="mixed",
+        knn_backend="auto",
+        solver="auto",
+        device="auto",
+        tol=1e-6,
+        max_iter=1000,
+        classes=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.negatives = negatives
+        self.n_neighbors = n_neighbors
+        self.gamma = gamma
+        self.mu = mu
+        self.beta = beta
+        self.dissimilarity_loss = dissimilarity_loss
+        self.knn_backend = knn_backend
+        self.solver = solver
+        self.device = device
+        self.tol = tol
+        self.max_iter = max_iter
+        self.classes = classes
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, negatives=None):
+        """Propagate the labels of ``y`` over the graph of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training rows (or a precomputed affinity graph).
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for unlabeled rows.
+        negatives : sparse matrix of shape (n_samples, n_samples) or \
+                array-like of shape (n_pairs, 2) or (n_pairs, 3), default=None
+            User-supplied dissimilarity weights, or ``(i, j[, weight])``
+            index pairs (weight 1 when omitted), e.g. oracle negatives. The
+            matrix is symmetrised as ``max(S, S^T)``. Overrides the
+            ``negatives`` parameter.
+
+        Returns
+        -------
+        self : MixedLabelPropagation
+            The fitted estimator.
+        """
+        return self._fit(X, y, negatives)
+
+    def _negative_weights(self, W, knn, solve_lp, negatives):
+        n_samples = W.shape[0]
+        if negatives is not None:
+            return check_negatives(negatives, n_samples), None
+        if self.negatives == "mom":
+            return mom_negative_weights(knn), None
+        return sp.csr_matrix((n_samples, n_samples)), None
+
+
+class HardNegativeLP(_BaseMixedLP):
+    """Mixed label propagation with mined hard negatives.
+
+    First solves plain label propagation ``(L + U) F = U Y`` (eq. 16), then
+    gives every graph edge ``(i, j)`` a dissimilarity weight from the
+    labels its endpoints would get without that edge (eqs. 18-22), and
+    finally solves the mixed system ``(L + 2 beta Q + U) G = U Y`` (eqs.
+    23-24), warm-started from ``F``.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    mining : {'hard', 'control'}, default='hard'
+        ``'hard'``: edge-removal mining, ``Zt_ij = softmax(lambda (D_ii F_i
+        - w_ij F_j))`` (eqs. 18-22). ``'control'``: the paper's Control
+        baseline, ``Zt_ij`` replaced by the L1-normalised ``F_i``.
+    temperature : float, default=4.0
+        Temperature ``lambda`` of eq. 20.
+""" + _SHARED_PARAMS_DOC + """
+    Attributes
+    ----------""" + _SHARED_ATTRIBUTES_DOC + """
+    See Also
+    --------
+    MixedLabelPropagation : Plain LP, MoM or user-supplied negatives.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_mixedlp import HardNegativeLP
+    >>> X, y = load_digits(return_X_y=True)
+    >>> y_train = y.copy()
+    >>> y_train[50:] = -1
+    >>> hn = HardNegativeLP(n_neighbors=10).fit(X, y_train)
+    >>> hn.dissimilarity_.nnz > 0
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseMixedLP._parameter_constraints,
+        "mining": [StrOptions({"hard", "control"})],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        mining="hard",
+        *,
+        temperature=4.0,
+        n_neighbors=50,
+        gamma=3.0,
+        mu=1 / 99,
+        beta=1.0,
+        dissimilarity_loss="mixed",
+        knn_backend="auto",
+        solver="auto",
+        device="auto",
+        tol=1e-6,
+        max_iter=1000,
+        classes=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.mining = mining
+        self.temperature = temperature
+        self.n_neighbors = n_neighbors
+        self.gamma = gamma
+        self.mu = mu
+        self.beta = beta
+        self.dissimilarity_loss = dissimilarity_loss
+        self.knn_backend = knn_backend
+        self.solver = solver
+        self.device = device
+        self.tol = tol
+        self.max_iter = max_iter
+        self.classes = classes
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Mine hard negatives and propagate the labels of ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training rows (or a precomputed affinity graph).
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for unlabeled rows.
+
+        Returns
+        -------
+        self : HardNegativeLP
+            The fitted estimator.
+        """
+        return self._fit(X, y)
+
+
+    def _negative_weights(self, W, knn, solve_lp, negatives):
+        F = solve_lp()
+        if self.mining == "hard":
+            return hard_negative_weights(W, F, self.temperature), F
+        return control_negative_weights(W, F), F

@@ -1,0 +1,100 @@
+"""Small shared helpers: optional imports and class-distribution utilities."""
+
+import importlib
+
+import numpy as np
+
+# Optional dependency -> the extra of ``pip install sklearn-mixedlp[extra]``
+# that provides it.
+_EXTRAS = {
+    "faiss": "faiss",
+    "pynndescent": "pynndescent",
+    "torch": "torch",
+    "matplotlib": "docs",
+}
+
+
+def import_optional(module, purpose):
+    """Import an optional dependency or explain which extra provides it.
+
+    Parameters
+    ----------
+    module : str
+        Top-level module name, e.g. ``"faiss"``.
+    purpose : str
+        What the caller needs it for, used in the error message.
+
+    Returns
+    -------
+    module : module
+        The imported module.
+
+    Raises
+    ------
+    ImportError
+        If the module is not installed; the message names the extra to
+        install.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = _EXTRAS.get(module, module)
+        raise ImportError(
+            f"{purpose} requires the optional dependency {module!r}, which is "
+            f"not installed. Install it with: "
+            f"pip install 'sklearn-mixedlp[{extra}]'"
+        ) from exc
+
+
+def is_installed(module):
+    """Return whether ``module`` can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def normalize_distributions(G):
+    """Clip negative scores to 0 and L1-normalise each row (SPEC section 4).
+
+    An all-zero row becomes the uniform distribution.
+
+    Parameters
+    ----------
+    G : ndarray of shape (n_samples, n_classes)
+        Propagated label scores.
+
+    Returns
+    -------
+    P : ndarray of shape (n_samples, n_classes)
+        Row-stochastic class distributions.
+    """
+    P = np.clip(G, 0.0, None)
+    mass = P.sum(axis=1, keepdims=True)
+    empty = mass[:, 0] <= 0
+    P = np.divide(P, mass, out=np.zeros_like(P), where=mass > 0)
+    P[empty] = 1.0 / P.shape[1]
+    return P
+
+
+def entropy_confidence(P):
+    """Confidence ``omega(p) = 1 - H(p) / log(C)`` of each row (eq. 21).
+
+    Parameters
+    ----------
+    P : ndarray of shape (n_samples, n_classes)
+        Row-stochastic distributions.
+
+    Returns
+    -------
+    omega : ndarray of shape (n_samples,)
+        Values in ``[0, 1]``: 0 for the uniform distribution, 1 for a
+        one-hot one. With a single class every row is certain (1).
+    """
+    n_classes = P.shape[1]
+    if n_classes == 1:
+        return np.ones(P.shape[0], dtype=P.dtype)
+    plogp = P * np.log(np.where(P > 0, P, 1.0))
+    omega = 1.0 + plogp.sum(axis=1) / np.log(n_classes)
+    return np.clip(omega, 0.0, 1.0)
