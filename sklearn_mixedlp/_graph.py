@@ -114,7 +114,8 @@ class NeighborIndex:
     backend : {'exact', 'faiss', 'pynndescent'}, default='exact'
         ``'exact'``: blocked brute force with numpy (dense or sparse rows).
         ``'faiss'``: ``IndexFlatIP`` up to ``exact_max_samples`` rows, an
-        HNSW index above. ``'pynndescent'``: approximate NN-descent graph.
+        HNSW index above. ``'pynndescent'``: approximate NN-descent graph
+        of the training rows; new rows are searched exactly.
     exact_max_samples : int, default=200_000
         Size threshold of the faiss backend.
     random_state : int or None, default=None
@@ -151,6 +152,7 @@ class NeighborIndex:
             self._fit_faiss(V)
         elif self.backend == "pynndescent":
             nndescent = import_optional("pynndescent", "knn_backend='pynndescent'")
+            self._V = V
             self._nnd = nndescent.NNDescent(
                 V,
                 metric="cosine",
@@ -193,17 +195,19 @@ class NeighborIndex:
         idx : ndarray of shape (n_queries, k)
             Indices of the training rows.
         """
-        if self.backend == "exact":
-            return self._exact_kneighbors(Q, k)
         if self.backend == "faiss":
             return self._faiss_kneighbors(Q, k)
-        return self._nnd_kneighbors(Q, k)
+        return self._exact_kneighbors(Q, k)
 
     def self_kneighbors(self, V, k):
         """The ``k`` nearest training rows of every training row ``V``
         (the rows given to :meth:`fit`), self excluded."""
         if self.backend == "pynndescent":
             idx, dist = self._nnd.neighbor_graph
+            # The NN-descent index only serves the training graph: it is
+            # dropped here (it does not survive pickling reliably) and new
+            # rows are matched exactly against the training rows.
+            self._nnd = None
             sim = 1.0 - dist[:, : k + 1]  # metric='cosine' distance
             return _drop_self(sim, idx[:, : k + 1], k)
         sim, idx = self.kneighbors(V, k + 1)
@@ -224,10 +228,6 @@ class NeighborIndex:
     def _faiss_kneighbors(self, Q, k):
         sim, idx = self._faiss.search(np.ascontiguousarray(Q, dtype=np.float32), k)
         return sim.astype(np.float64), idx.astype(np.int64)
-
-    def _nnd_kneighbors(self, Q, k):
-        idx, dist = self._nnd.query(Q, k=k)
-        return 1.0 - dist, idx.astype(np.int64)
 
     # -- pickling --------------------------------------------------------
     def __getstate__(self):

@@ -1,0 +1,43 @@
+"""Shared fixtures and markers."""
+
+import numpy as np
+import pytest
+
+
+def has_module(name):
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def has_cuda():
+    if not has_module("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+requires_faiss = pytest.mark.skipif(not has_module("faiss"), reason="faiss not installed")
+requires_pynndescent = pytest.mark.skipif(
+    not has_module("pynndescent"), reason="pynndescent not installed"
+)
+requires_torch = pytest.mark.skipif(not has_module("torch"), reason="torch not installed")
+requires_cuda = pytest.mark.skipif(not has_cuda(), reason="no CUDA device")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def mask_per_class(y, n_per_class, seed=0):
+    """Keep ``n_per_class`` random labels per class, set the rest to -1."""
+    rng = np.random.default_rng(seed)
+    y_masked = np.full_like(y, -1)
+    for c in np.unique(y):
+        keep = rng.choice(np.flatnonzero(y == c), n_per_class, replace=False)
+        y_masked[keep] = c
+    return y_masked
