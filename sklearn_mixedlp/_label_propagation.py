@@ -212,10 +212,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                     "probability stays 0 and they are never predicted.",
                     UserWarning,
                 )
+        order = np.argsort(classes, kind="stable")
         y_index = np.zeros(y.shape[0], dtype=np.int64)
-        y_index[~unlabeled] = np.searchsorted(np.sort(classes), y_labeled)
-        # map positions in the sorted classes back to the given order
-        y_index[~unlabeled] = np.argsort(classes, kind="stable")[y_index[~unlabeled]]
+        y_index[~unlabeled] = order[np.searchsorted(classes[order], y_labeled)]
         return classes, y_index
 
     def _build_graph(self, X, precomputed):
@@ -392,7 +391,8 @@ _SHARED_PARAMS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seed of the approximate neighbour search backends.
     verbose : int, default=0
-        Print stage timings when >= 1, solver progress when >= 3.
+        Print stage timings when >= 1, a summary of each solve when >= 2,
+        and the residual every 50 iterations when >= 3.
 """
 
 _SHARED_ATTRIBUTES_DOC = """

@@ -281,22 +281,19 @@ def minres_solve(A, B, *, x0=None, tol=1e-6, max_iter=1000):
         def callback(_, count=count):
             count[0] += 1
 
-        # MINRES stops on a backward error, ||r|| / (||A|| ||x|| + ||b||):
-        # restart from the current iterate, with a tighter rtol, until the
-        # plain relative residual ||r|| / ||b|| meets tol.
-        for attempt in range(4):
+        # MINRES stops on a backward error, ||r|| / (||A|| ||x|| + ||b||),
+        # which can be far looser than ||r|| / ||b|| <= tol: restart from the
+        # current iterate with rtol tightened by the gap until it holds.
+        rtol = tol
+        for _ in range(6):
             X[:, c], _ = spla.minres(
-                A,
-                B[:, c],
-                x0=X[:, c],
-                rtol=tol * 0.1**attempt,
-                maxiter=max_iter,
-                M=M,
+                A, B[:, c], x0=X[:, c], rtol=rtol, maxiter=max_iter, M=M,
                 callback=callback,
             )
             residuals[c] = np.linalg.norm(B[:, c] - A @ X[:, c]) / b_norm
             if residuals[c] <= tol or count[0] >= max_iter:
                 break
+            rtol = max(rtol * 0.5 * tol / residuals[c], np.finfo(float).eps)
         n_iter = max(n_iter, count[0])
     converged = bool((residuals <= tol).all())
     if not converged:
