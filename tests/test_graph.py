@@ -124,3 +124,24 @@ def test_faiss_index_pickles(sphere_data):
     a = index.kneighbors(sphere_data[:20], 5)
     b = clone.kneighbors(sphere_data[:20], 5)
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch, sphere_data):
+    import importlib
+
+    real_import = importlib.import_module
+
+    def fake_import(name, *args):
+        if name in ("faiss", "pynndescent"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    with pytest.raises(ImportError, match=r"pip install 'sklearn-mixedlp\[faiss\]'"):
+        NeighborIndex("faiss").fit(sphere_data, 5)
+    with pytest.raises(ImportError, match=r"sklearn-mixedlp\[pynndescent\]"):
+        NeighborIndex("pynndescent").fit(sphere_data, 5)
+    # 'auto' falls back to exact search without them
+    from sklearn_mixedlp._graph import resolve_knn_backend
+
+    assert resolve_knn_backend("auto", 1000, False) == "exact"

@@ -117,3 +117,19 @@ def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_solver("auto", "cuda")
     assert resolve_solver("torch", "auto") == ("torch", "cpu")
+
+
+def test_missing_torch_names_the_extra(monkeypatch):
+    import importlib
+
+    real_import = importlib.import_module
+
+    def fake_import(name, *args):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    with pytest.raises(ImportError, match=r"sklearn-mixedlp\[torch\]"):
+        resolve_solver("torch", "cpu")
+    assert resolve_solver("auto", "auto") == ("scipy", None)
