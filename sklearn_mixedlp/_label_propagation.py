@@ -174,10 +174,14 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         self.affinity_ = W
         self.dissimilarity_ = Wdis
-        self.label_distributions_ = normalize_distributions(G)
+        # Rows without information are uniform over the classes that have a
+        # labeled sample, with confidence 0.
+        present = np.bincount(y_index[labeled], minlength=n_classes) > 0
+        self._uniform = present / present.sum()
+        self.label_distributions_, empty = normalize_distributions(G, self._uniform)
         self.transduction_ = self.classes_[self.label_distributions_.argmax(axis=1)]
         self.confidence_ = entropy_confidence(self.label_distributions_)
-        self.confidence_[orphan] = 0.0
+        self.confidence_[empty] = 0.0
         self._train_keys = _row_hashes(X)
         self._train_order = np.argsort(self._train_keys, kind="stable")
         self._train_keys = self._train_keys[self._train_order]
@@ -284,7 +288,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         any other row gets the weighted average of the distributions of its
         ``n_neighbors_`` nearest training samples, with weights
         ``[v^T v_i]_+^gamma`` (SPEC section 6). A row with no positive
-        weight gets the uniform distribution.
+        weight is uniform over the classes that have a labeled sample.
 
         Parameters
         ----------
@@ -343,7 +347,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             affinity = knn_affinity(sim, idx, self.gamma, n_train, self._zero_rows)
         mass = np.asarray(affinity.sum(axis=1)).ravel()
         scores = affinity @ self.label_distributions_
-        proba = np.full(scores.shape, 1.0 / scores.shape[1])
+        proba = np.tile(self._uniform, (scores.shape[0], 1))
         has_mass = mass > 0
         proba[has_mass] = scores[has_mass] / mass[has_mass, None]
         return proba
@@ -401,11 +405,13 @@ _SHARED_ATTRIBUTES_DOC = """
     transduction_ : ndarray of shape (n_samples,)
         Pseudolabel ``argmax_c G_ic`` of every training sample.
     label_distributions_ : ndarray of shape (n_samples, n_classes)
-        Row of ``G`` with negatives clipped to 0, L1-normalised; rows of
-        graph components without a labeled sample are uniform.
+        Row of ``G`` with negatives clipped to 0, L1-normalised; rows
+        without information (all-zero rows, e.g. graph components without a
+        labeled sample) are uniform over the classes that have a labeled
+        sample.
     confidence_ : ndarray of shape (n_samples,)
         Confidence ``omega = 1 - H / log C`` of each distribution (eq. 21);
-        0 in components without a labeled sample.
+        0 for rows without information.
     affinity_ : sparse CSR matrix of shape (n_samples, n_samples)
         Symmetric affinity matrix ``W = A + A^T`` (eq. 15).
     dissimilarity_ : sparse CSR matrix of shape (n_samples, n_samples)

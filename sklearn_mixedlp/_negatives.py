@@ -110,7 +110,7 @@ def control_negative_weights(W, F):
     n_samples, n_classes = F.shape
     if n_classes < 2:
         return sp.csr_matrix((n_samples, n_samples))
-    P = normalize_distributions(F)
+    P, _ = normalize_distributions(F)
     rows, cols, _ = _upper_edges(W)
     values = np.empty(rows.size)
     for s in _edge_chunks(rows.size, n_classes):
@@ -174,6 +174,8 @@ def check_negatives(negatives, n_samples):
         S.sum_duplicates()
     else:
         pairs = np.asarray(negatives, dtype=np.float64)
+        if pairs.size == 0:
+            pairs = pairs.reshape(0, 2)
         if pairs.ndim != 2 or pairs.shape[1] not in (2, 3):
             raise ValueError(
                 "negatives must be a sparse matrix or an array of (i, j) or "

@@ -55,7 +55,7 @@ def is_installed(module):
     return True
 
 
-def normalize_distributions(G):
+def normalize_distributions(G, uniform=None):
     """Clip negative scores to 0 and L1-normalise each row (SPEC section 4).
 
     An all-zero row becomes the uniform distribution.
@@ -64,18 +64,23 @@ def normalize_distributions(G):
     ----------
     G : ndarray of shape (n_samples, n_classes)
         Propagated label scores.
+    uniform : ndarray of shape (n_classes,), default=None
+        The distribution given to all-zero rows; default uniform over all
+        classes.
 
     Returns
     -------
     P : ndarray of shape (n_samples, n_classes)
         Row-stochastic class distributions.
+    empty : ndarray of shape (n_samples,)
+        Boolean mask of the all-zero rows.
     """
     P = np.clip(G, 0.0, None)
     mass = P.sum(axis=1, keepdims=True)
     empty = mass[:, 0] <= 0
     P = np.divide(P, mass, out=np.zeros_like(P), where=mass > 0)
-    P[empty] = 1.0 / P.shape[1]
-    return P
+    P[empty] = 1.0 / P.shape[1] if uniform is None else uniform
+    return P, empty
 
 
 def entropy_confidence(P):
