@@ -24,6 +24,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
 
+from .conftest import mask_per_class
+
 
 def _has_module(name):
     return importlib.util.find_spec(name) is not None
@@ -54,16 +56,6 @@ ESTIMATORS = [MixedLabelPropagation, HardNegativeLP]
 def digits():
     X, y = load_digits(return_X_y=True)
     return X, y
-
-
-def mask_per_class(y, n_per_class, seed=0):
-    """Keep ``n_per_class`` random labels per class, set the rest to -1."""
-    rng = np.random.default_rng(seed)
-    y_masked = np.full_like(y, -1)
-    for c in np.unique(y):
-        keep = rng.choice(np.flatnonzero(y == c), n_per_class, replace=False)
-        y_masked[keep] = c
-    return y_masked
 
 
 @pytest.fixture(scope="module")
