@@ -396,7 +396,7 @@ _SHARED_PARAMS_DOC = """
         Seed of the approximate neighbour search backends.
     verbose : int, default=0
         Print stage timings when >= 1, a summary of each solve when >= 2,
-        and the residual every 50 iterations when >= 3.
+        and a progress bar of each solve when >= 3.
 """
 
 _SHARED_ATTRIBUTES_DOC = """

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from sklearn.exceptions import ConvergenceWarning
+from tqdm.auto import tqdm
 
 from ._utils import import_optional, is_installed
 
@@ -179,7 +180,8 @@ def block_cg(
     dtype : {np.float64, np.float32}, default=np.float64
         Working precision.
     verbose : int, default=0
-        Print the residual every 50 iterations when >= 2.
+        Print a summary line when >= 1; show a progress bar with the
+        largest residual when >= 2.
 
     Returns
     -------
@@ -218,6 +220,10 @@ def block_cg(
     b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
     start = time.perf_counter()
     n_iter = 0
+    progress = tqdm(
+        total=max_iter, desc=f"conjugate gradient ({solver})", disable=verbose < 2,
+        leave=False,
+    )
     while True:
         rel = ((R * R).sum(0) ** 0.5) / b_norm
         active = rel > tol
@@ -236,11 +242,10 @@ def block_cg(
         P = Z + beta * P
         rz = rz_new
         n_iter += 1
-        if verbose >= 2 and n_iter % 50 == 0:
-            print(
-                f"[block_cg] iter {n_iter}: max relative residual "
-                f"{float(rel.max()):.2e}, {int(active.sum())} active column(s)"
-            )
+        progress.update()
+        if verbose >= 2 and n_iter % 10 == 0:
+            progress.set_postfix(residual=f"{float(rel.max()):.1e}")
+    progress.close()
     residuals = to_numpy(rel)
     converged = bool((residuals <= tol).all())
     if verbose:

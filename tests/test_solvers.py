@@ -133,3 +133,14 @@ def test_missing_torch_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"sklearn-mixedlp\[torch\]"):
         resolve_solver("torch", "cpu")
     assert resolve_solver("auto", "auto") == ("scipy", None)
+
+
+def test_progress_display(capsys):
+    A = random_spd(100, seed=12)
+    B = np.random.default_rng(13).normal(size=(100, 2))
+    block_cg(A, B, tol=1e-8)
+    assert capsys.readouterr() == ("", "")
+    result = block_cg(A, B, tol=1e-8, verbose=2)
+    out, err = capsys.readouterr()
+    assert f"{result.n_iter} iterations" in out
+    assert "conjugate gradient (scipy)" in err  # the tqdm bar
