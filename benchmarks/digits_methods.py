@@ -7,7 +7,7 @@ defaults (k = 50, gamma = 3, mu = 1/99, beta = 1, lambda = 4).
 
 Run::
 
-    python benchmarks/digits_methods.py [--n-draws 10] [--output doc/digits_methods.rst]
+    python benchmarks/digits_methods.py [--n-draws 10] [--output doc/benchmarks/digits_methods.rst]
 """
 
 import argparse
