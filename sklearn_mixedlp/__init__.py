@@ -3,11 +3,13 @@
 The public estimators are :class:`MixedLabelPropagation` (plain LP, Mining on
 Manifolds or user-supplied negatives) and :class:`HardNegativeLP` (negatives
 mined by edge removal), both transductive scikit-learn classifiers on a kNN
-affinity graph.
+affinity graph, and :class:`DeepMetricLearner`, a transformer that trains a
+torch embedding network on their pseudolabels.
 """
 
+from ._deep import DeepMetricLearner
 from ._label_propagation import HardNegativeLP, MixedLabelPropagation
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["HardNegativeLP", "MixedLabelPropagation", "__version__"]
+__all__ = ["DeepMetricLearner", "HardNegativeLP", "MixedLabelPropagation", "__version__"]

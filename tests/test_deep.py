@@ -1,0 +1,386 @@
+"""Tests of DeepMetricLearner (SPEC section 7)."""
+
+import pickle
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_mixedlp import HardNegativeLP
+from sklearn_mixedlp.metrics import precision_at_k
+
+from .conftest import mask_per_class
+
+torch = pytest.importorskip("torch")
+
+from sklearn_mixedlp._deep import DeepMetricLearner
+
+requires_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"
+)
+
+# Known failures of scikit-learn's checks: check name -> reason. None today:
+# no check feeds a target containing -1 to a transformer, and the learner is
+# deterministic on the CPU given random_state (which the checks set).
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    [
+        # device='cpu' so that the exact-equality checks (fit_transform vs
+        # fit + transform, pickling) also hold on machines with a GPU.
+        DeepMetricLearner(
+            n_epochs=1,
+            n_warmup_epochs=1,
+            estimator=HardNegativeLP(n_neighbors=5),
+            device="cpu",
+        )
+    ],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# -- data -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """300 digits in [0, 1], 5 labels per class, the rest -1."""
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16).astype(np.float32), y[:300]
+    return X, y, mask_per_class(y, 5, seed=0)
+
+
+def _learner(**params):
+    defaults = dict(
+        estimator=HardNegativeLP(n_neighbors=10),
+        module_kwargs={"hidden_dim": 32},
+        embedding_dim=16,
+        n_epochs=2,
+        n_warmup_epochs=2,
+        lr=1e-3,
+        device="cpu",
+        random_state=0,
+    )
+    defaults.update(params)
+    return DeepMetricLearner(**defaults)
+
+
+# -- API --------------------------------------------------------------------
+
+
+def test_init_stores_parameters_only():
+    est = DeepMetricLearner()
+    assert est.get_params()["estimator"] is None
+    assert not any(name.endswith("_") for name in vars(est))
+
+
+def test_fit_transform_shapes_and_fitted_attributes(digits):
+    X, _, y_masked = digits
+    est = _learner()
+    Z = est.fit(X, y_masked).transform(X)
+    assert Z.shape == (X.shape[0], 16) and Z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(est.classes_, np.arange(10))
+    assert est.n_features_in_ == 64
+    assert isinstance(est.module_, torch.nn.Module)
+    assert est.device_ == "cpu"
+    assert est.proxies_.shape == (10, 16)
+    np.testing.assert_allclose(np.linalg.norm(est.proxies_, axis=1), 1.0, rtol=1e-5)
+    # The estimator is cloned, never fitted in place.
+    assert isinstance(est.estimator_, HardNegativeLP)
+    assert est.estimator_ is not est.estimator
+    assert not hasattr(est.estimator, "transduction_")
+    # Pseudolabels: labeled rows keep their label with confidence 1.
+    labeled = y_masked != -1
+    assert est.pseudolabels_.shape == est.confidence_.shape == (X.shape[0],)
+    np.testing.assert_array_equal(est.pseudolabels_[labeled], y_masked[labeled])
+    np.testing.assert_array_equal(est.confidence_[labeled], 1.0)
+    assert np.all((est.confidence_ >= 0) & (est.confidence_ <= 1))
+    assert np.isin(est.pseudolabels_, est.classes_).all()
+    assert est.best_epoch_ == len(est.history_) - 1
+    # fit_transform is fit + transform.
+    np.testing.assert_array_equal(clone(est).fit_transform(X, y_masked), Z)
+
+
+def test_default_estimator_and_module(digits):
+    X, _, y_masked = digits
+    est = DeepMetricLearner(n_epochs=1, n_warmup_epochs=0, device="cpu", random_state=0)
+    est.fit(X, y_masked)
+    assert type(est.estimator_) is HardNegativeLP
+    linear = [m for m in est.module_.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(64, 256), (256, 64)]
+    assert est.transform(X[:5]).shape == (5, 64)
+
+
+def test_object_labels(digits):
+    X, _, y_masked = digits
+    names = np.array(list("abcdefghij"), dtype=object)
+    y_obj = np.where(y_masked == -1, -1, names[y_masked]).astype(object)
+    est = _learner(n_epochs=1, n_warmup_epochs=1).fit(X, y_obj)
+    np.testing.assert_array_equal(est.classes_, names)
+    assert np.isin(est.pseudolabels_, names).all()
+
+
+def test_history(digits):
+    X, _, y_masked = digits
+    est = _learner(n_epochs=3, n_warmup_epochs=2).fit(X, y_masked)
+    assert [h["epoch"] for h in est.history_] == list(range(5))
+    assert [h["phase"] for h in est.history_] == ["warmup"] * 2 + ["train"] * 3
+    keys = {
+        "epoch",
+        "phase",
+        "loss",
+        "pseudolabel_agreement",
+        "valid_precision_at_8",
+        "time_s",
+    }
+    for h in est.history_:
+        assert set(h) == keys
+        assert np.isfinite(h["loss"]) and h["loss"] >= 0
+        assert h["valid_precision_at_8"] is None
+        assert h["time_s"] >= 0
+        if h["phase"] == "warmup":
+            assert h["pseudolabel_agreement"] is None
+        else:
+            assert 0.0 <= h["pseudolabel_agreement"] <= 1.0
+    # The last estimator's agreement is the last recorded one.
+    labeled = y_masked != -1
+    agreement = np.mean(est.estimator_.transduction_[labeled] == y_masked[labeled])
+    assert est.history_[-1]["pseudolabel_agreement"] == pytest.approx(agreement)
+
+
+def test_no_epochs_still_fits_the_estimator(digits):
+    X, _, y_masked = digits
+    est = _learner(n_epochs=0, n_warmup_epochs=0).fit(X, y_masked)
+    assert est.history_ == [] and est.best_epoch_ is None
+    assert est.estimator_.transduction_.shape == (X.shape[0],)
+
+
+def test_warmup_uses_only_labeled_rows(digits):
+    X, _, y_masked = digits
+    labeled = y_masked != -1
+    n_labeled = int(labeled.sum())
+    params = dict(n_epochs=0, n_warmup_epochs=2, batch_size=n_labeled)
+    est = _learner(**params).fit(X, y_masked)
+
+    # The unlabeled rows do not influence the warm-up at all.
+    X_other = X.copy()
+    X_other[~labeled] = np.random.default_rng(1).random((X.shape[0] - n_labeled, 64))
+    other = _learner(**params).fit(X_other, y_masked)
+    assert [h["loss"] for h in other.history_] == [h["loss"] for h in est.history_]
+    np.testing.assert_array_equal(other.transform(X), est.transform(X))
+
+    # One batch per warm-up epoch: the first loss is the proxy loss of the
+    # labeled rows (true labels, weight 1) under the initial weights.
+    from sklearn_mixedlp.losses import ProxyLoss
+
+    init = _learner(n_epochs=0, n_warmup_epochs=0).fit(X, y_masked)
+    criterion = ProxyLoss(10, 16)
+    with torch.no_grad():
+        criterion.proxies.copy_(torch.from_numpy(init.proxies_))
+        expected = criterion(
+            torch.from_numpy(init.transform(X[labeled])), y_masked[labeled]
+        )
+    assert est.history_[0]["loss"] == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_repeatable_with_random_state(digits):
+    X, _, y_masked = digits
+    rng_state = torch.random.get_rng_state()
+    first = _learner().fit(X, y_masked)
+    second = _learner().fit(X, y_masked)
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    assert [h["loss"] for h in first.history_] == [h["loss"] for h in second.history_]
+    # torch's global generator is left as it was.
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    third = _learner(random_state=1).fit(X, y_masked)
+    assert not np.array_equal(third.transform(X), first.transform(X))
+
+
+def test_training_reduces_loss_and_improves_precision():
+    """Digits plus noisy features: the network learns to ignore the noise."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600] / 16, y[:600]
+    rng = np.random.default_rng(0)
+    X = np.hstack([X, rng.normal(0.0, 0.4, (600, 64))]).astype(np.float32)
+    y_masked = mask_per_class(y, 10, seed=0)
+    params = dict(module_kwargs={"hidden_dim": 64}, embedding_dim=64, lr=3e-3)
+    untrained = _learner(n_epochs=0, n_warmup_epochs=0, **params).fit(X, y_masked)
+    trained = _learner(n_epochs=4, n_warmup_epochs=3, **params).fit(X, y_masked)
+
+    losses = {
+        phase: [h["loss"] for h in trained.history_ if h["phase"] == phase]
+        for phase in ("warmup", "train")
+    }
+    assert losses["warmup"][-1] < 0.5 * losses["warmup"][0]
+    assert losses["train"][-1] < 0.8 * losses["train"][0]
+
+    before = precision_at_k(untrained.transform(X), y, k=8)
+    after = precision_at_k(trained.transform(X), y, k=8)
+    assert after > before + 0.15, (before, after)
+
+
+def test_validation_data_keeps_the_best_epoch(digits):
+    X, y, y_masked = digits
+    X_val, y_val = load_digits(return_X_y=True)
+    X_val, y_val = (X_val[1000:1200] / 16).astype(np.float32), y_val[1000:1200]
+    est = _learner(n_epochs=3, n_warmup_epochs=3, validation_data=(X_val, y_val))
+    est.fit(X, y_masked)
+    scores = [h["valid_precision_at_8"] for h in est.history_]
+    assert all(isinstance(s, float) and 0 <= s <= 1 for s in scores)
+    assert est.best_epoch_ == int(np.argmax(scores))
+    # The restored weights are those of the best epoch.
+    assert precision_at_k(est.transform(X_val), y_val, k=8) == pytest.approx(
+        max(scores)
+    )
+
+
+def test_validation_data_is_checked(digits):
+    X, y, y_masked = digits
+    with pytest.raises(ValueError, match="features"):
+        _learner(validation_data=(X[:, :10], y)).fit(X, y_masked)
+    with pytest.raises(ValueError, match="labeled rows only"):
+        _learner(validation_data=(X, y_masked)).fit(X, y_masked)
+
+
+def test_pickle_round_trip(digits):
+    X, _, y_masked = digits
+    est = _learner(n_epochs=1, n_warmup_epochs=1).fit(X, y_masked)
+    restored = pickle.loads(pickle.dumps(est))
+    assert restored.device_ == "cpu"
+    np.testing.assert_array_equal(restored.transform(X), est.transform(X))
+    # The original keeps working too.
+    assert est.module_ is not restored.module_
+
+
+class _Tower(torch.nn.Module):
+    """A custom module with the documented constructor contract."""
+
+    def __init__(self, in_features, embedding_dim, width=8):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(in_features, width),
+            torch.nn.Tanh(),
+            torch.nn.Linear(width, embedding_dim),
+        )
+        self.n_calls = 0
+
+    def forward(self, x):
+        self.n_calls += 1
+        return self.body(x)
+
+
+def test_custom_module_class(digits):
+    X, _, y_masked = digits
+    est = _learner(module=_Tower, module_kwargs={"width": 12}, n_epochs=1)
+    est.fit(X, y_masked)
+    assert isinstance(est.module_, _Tower)
+    assert est.module_.body[0].out_features == 12
+    n_calls = est.module_.n_calls
+    assert n_calls > 0
+    assert est.transform(X).shape == (X.shape[0], 16)
+    assert est.module_.n_calls > n_calls
+    # A pickled custom module is restored as the same class.
+    assert isinstance(pickle.loads(pickle.dumps(est)).module_, _Tower)
+
+
+def test_factory_function_module(digits):
+    X, _, y_masked = digits
+
+    def factory(in_features, embedding_dim):
+        return torch.nn.Linear(in_features, embedding_dim)
+
+    est = _learner(module=factory, module_kwargs=None, n_epochs=1).fit(X, y_masked)
+    assert isinstance(est.module_, torch.nn.Linear)
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def test_all_unlabeled_raises(digits):
+    X, _, _ = digits
+    with pytest.raises(ValueError, match="no labeled sample"):
+        _learner().fit(X, np.full(X.shape[0], -1))
+
+
+def test_bad_module_output_shape_raises(digits):
+    X, _, y_masked = digits
+
+    def too_wide(in_features, embedding_dim):
+        return torch.nn.Linear(in_features, embedding_dim + 1)
+
+    with pytest.raises(ValueError, match=re.escape("expected shape (2, 16)")):
+        _learner(module=too_wide, module_kwargs=None).fit(X, y_masked)
+
+
+def test_module_instance_raises(digits):
+    X, _, y_masked = digits
+    with pytest.raises(TypeError, match="not a module instance"):
+        _learner(module=torch.nn.Linear(64, 16), module_kwargs=None).fit(X, y_masked)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
+def test_cuda_without_gpu_raises(digits):
+    X, _, y_masked = digits
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        _learner(device="cuda").fit(X, y_masked)
+
+
+def test_invalid_parameters_raise(digits):
+    X, _, y_masked = digits
+    with pytest.raises(ValueError, match="batch_size"):
+        _learner(batch_size=0).fit(X, y_masked)
+    with pytest.raises(ValueError, match="device"):
+        _learner(device="tpu").fit(X, y_masked)
+
+
+def test_verbose_prints_a_summary_per_epoch(digits, capsys):
+    X, _, y_masked = digits
+    _learner(n_epochs=1, n_warmup_epochs=1, verbose=1).fit(X, y_masked)
+    out = capsys.readouterr().out
+    assert out.count("[DeepMetricLearner] epoch") == 2
+    assert "(warmup)" in out and "(train)" in out
+
+
+@requires_cuda
+def test_cuda_fit_then_cpu_transform_after_pickle(digits):
+    X, _, y_masked = digits
+    est = _learner(device="cuda").fit(X, y_masked)
+    assert est.device_.startswith("cuda")
+    assert next(est.module_.parameters()).is_cuda
+    Z_gpu = est.transform(X)
+    restored = pickle.loads(pickle.dumps(est))
+    assert restored.device_ == "cpu"
+    assert not any(p.is_cuda for p in restored.module_.parameters())
+    np.testing.assert_allclose(restored.transform(X), Z_gpu, atol=1e-4)
+    # The fitted original still lives on the GPU.
+    assert next(est.module_.parameters()).is_cuda
+
+
+def test_import_does_not_need_torch():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import sklearn_mixedlp._deep as deep\n"
+        "deep.DeepMetricLearner()\n"
+        "assert 'torch' not in sys.modules\n"
+        "try:\n"
+        "    deep.DeepMetricLearner().fit([[0.0], [1.0]], [0, 1])\n"
+        "except ImportError as exc:\n"
+        "    assert 'sklearn-mixedlp[torch]' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('fit without torch did not raise')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
