@@ -335,6 +335,33 @@ def test_grid_search_with_label_spreading(masked_digits):
     assert grid.best_score_ > 0.7
 
 
+def test_grid_search_over_hard_negative_lp_pipeline(masked_digits):
+    from sklearn.decomposition import PCA
+
+    from sklearn_mixedlp import HardNegativeLP
+
+    X, y, y_true = masked_digits
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("pca", PCA(n_components=20)), ("lp", HardNegativeLP())]
+    )
+    cv = SemiSupervisedKFold(3, shuffle=True, random_state=0)
+    grid = GridSearchCV(
+        pipe, {"lp__n_neighbors": [5, 15]}, cv=cv, scoring=make_semi_supervised_scorer()
+    )
+    grid.fit(X, y)
+    assert grid.best_params_["lp__n_neighbors"] in (5, 15)
+    # each split's score is the accuracy on its held-out labeled rows
+    train, test = next(cv.split(X, y))
+    for i, params in enumerate(grid.cv_results_["params"]):
+        fitted = clone(pipe).set_params(**params).fit(X[train], y[train])
+        manual = accuracy_score(y[test], fitted.predict(X[test]))
+        assert grid.cv_results_["split0_test_score"][i] == pytest.approx(manual)
+    assert grid.best_score_ > 0.7
+    # the refitted model labels the unlabeled rows well
+    unlabeled = y == -1
+    assert np.mean(grid.predict(X[unlabeled]) == y_true[unlabeled]) > 0.7
+
+
 # --------------------------------------------------------------------------
 # class_disjoint_split
 # --------------------------------------------------------------------------
