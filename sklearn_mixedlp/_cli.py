@@ -47,7 +47,7 @@ import warnings
 
 import numpy as np
 
-from ._label_propagation import HardNegativeLP, MixedLabelPropagation
+from ._label_propagation import HardNegativeLP, MixedLabelPropagation, unlabeled_mask
 from ._solvers import resolve_solver
 
 PROG = "sklearn-mixedlp"
@@ -988,7 +988,7 @@ def _run(args):
     else:
         source = f"column {args.label_column!r} of {args.features!r}"
     y = parse_labels(raw_labels, source)
-    labeled = ~((y == -1) if y.dtype.kind == "i" else (y == "-1"))
+    labeled = ~unlabeled_mask(y)
     n_labeled = int(labeled.sum())
     if n_labeled == 0:
         raise CLIError(

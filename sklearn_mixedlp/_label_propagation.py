@@ -39,7 +39,7 @@ from ._negatives import (
     mom_negative_weights,
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
-from ._utils import entropy_confidence, normalize_distributions
+from ._utils import entropy_confidence, minus_one_mask, normalize_distributions
 
 # Ridge added to the rows of graph components without any labeled sample,
 # relative to the mean degree: it keeps the system SPD (SPEC section 2).
@@ -54,8 +54,9 @@ def unlabeled_mask(y):
     """
     y = np.asarray(y)
     if y.dtype.kind in "OUS":
-        return np.array([v == -1 or v == "-1" for v in y.tolist()], dtype=bool)
-    return y == -1
+        is_string = np.array([v == "-1" for v in y.tolist()], dtype=bool)
+        return minus_one_mask(y) | is_string
+    return minus_one_mask(y)
 
 
 def _mix64(x):

@@ -1,6 +1,7 @@
 """Small shared helpers: optional imports and class-distribution utilities."""
 
 import importlib
+import numbers
 
 import numpy as np
 
@@ -53,6 +54,24 @@ def is_installed(module):
     except ImportError:
         return False
     return True
+
+
+def minus_one_mask(y):
+    """Boolean mask of the entries of 1-d ``y`` that are the number -1.
+
+    Numeric arrays compare with -1; in object arrays an entry counts when it
+    is a number equal to -1 (``-1``, ``-1.0``, ``np.int64(-1)``), never a
+    string; other arrays (strings, booleans) have none.
+    """
+    if y.dtype.kind == "O":
+        return np.fromiter(
+            (isinstance(v, numbers.Number) and v == -1 for v in y),
+            dtype=bool,
+            count=y.shape[0],
+        )
+    if y.dtype.kind in "iuf":
+        return y == -1
+    return np.zeros(y.shape[0], dtype=bool)
 
 
 def normalize_distributions(G, uniform=None):

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from ._utils import minus_one_mask
+
 __all__ = [
     "load_fashion_mnist",
     "load_keel",
@@ -654,21 +656,6 @@ def make_sphere_mixture(
 # ---------------------------------------------------------------------------
 
 
-def _is_unlabeled(y):
-    """Boolean mask of entries equal to the integer -1."""
-    if y.dtype.kind in "iuf":
-        return y == -1
-    if y.dtype.kind == "O":
-        return np.fromiter(
-            (
-                isinstance(v, numbers.Number) and not isinstance(v, bool) and v == -1
-                for v in y
-            ),
-            dtype=bool,
-            count=y.shape[0],
-        )
-    return np.zeros(y.shape[0], dtype=bool)
-
 
 def mask_labels(y, n_labeled_per_class, *, random_state=None):
     """Keep ``n_labeled_per_class`` random labels per class, set the rest to -1.
@@ -739,7 +726,7 @@ def mask_labels(y, n_labeled_per_class, *, random_state=None):
     else:
         out = y.astype(object)
 
-    unlabeled = _is_unlabeled(y)
+    unlabeled = minus_one_mask(y)
     labeled_idx = np.flatnonzero(~unlabeled)
     try:
         classes, inverse = np.unique(out[labeled_idx], return_inverse=True)

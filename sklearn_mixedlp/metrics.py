@@ -24,7 +24,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 
-from ._utils import import_optional, is_installed
+from ._utils import import_optional, is_installed, minus_one_mask
 
 __all__ = [
     "make_retrieval_scorer",
@@ -504,19 +504,6 @@ _SCORE_FUNCS = {
 }
 
 
-def _labelled_mask(y):
-    """Boolean mask of the rows whose label is not the unlabeled marker -1."""
-    if y.dtype.kind in "iuf":
-        return y != -1
-    if y.dtype.kind == "O":
-        return np.array([not _is_minus_one(v) for v in y], dtype=bool)
-    return np.ones(y.shape[0], dtype=bool)
-
-
-def _is_minus_one(value):
-    return isinstance(value, numbers.Number) and value == -1
-
-
 class _RetrievalScorer:
     """Picklable ``scorer(estimator, X, y)`` built by make_retrieval_scorer."""
 
@@ -530,7 +517,7 @@ class _RetrievalScorer:
         embedding = estimator.transform(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(embedding, y)
-        keep = _labelled_mask(y)
+        keep = ~minus_one_mask(y)
         return float(_SCORE_FUNCS[self.name](embedding[keep], y[keep], **self.kwargs))
 
     def __repr__(self):

@@ -26,6 +26,8 @@ from sklearn.model_selection import BaseCrossValidator, KFold, StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from ._utils import minus_one_mask
+
 __all__ = [
     "SemiSupervisedKFold",
     "class_disjoint_split",
@@ -33,32 +35,16 @@ __all__ = [
     "make_semi_supervised_scorer",
 ]
 
-UNLABELED = -1
-
-
-def _is_unlabeled_value(value):
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and value == UNLABELED
-    )
-
 
 def _labeled_mask(y):
     """Boolean mask of the rows of 1-d array ``y`` that are not ``-1``."""
-    if y.dtype.kind == "O":
-        return np.fromiter(
-            (not _is_unlabeled_value(v) for v in y), dtype=bool, count=y.shape[0]
-        )
-    if y.dtype.kind in "US":
-        if np.any(y == y.dtype.type("-1")):
-            raise ValueError(
+    if y.dtype.kind in "US" and np.any(y == y.dtype.type("-1")):
+        raise ValueError(
                 "y has a string dtype and contains the string '-1'. Unlabeled "
                 "rows must be marked with the integer -1: use an object array "
                 "mixing the string classes and the integer -1."
             )
-        return np.ones(y.shape[0], dtype=bool)
-    return y != UNLABELED
+    return ~minus_one_mask(y)
 
 
 def _check_y(y, name="y"):
