@@ -271,20 +271,43 @@ def clip_n_neighbors(n_neighbors, n_samples):
     return n_neighbors
 
 
-def knn_affinity(sim, idx, gamma, n_samples, zero=None):
-    """Directed kNN affinities of eq. 15 as a sparse matrix.
+KERNELS = ("self_tuning", "power")
 
-    Row ``j`` of the result holds ``[v_j^T v_i]_+^gamma`` for the ``k``
-    neighbours ``i`` of ``v_j`` (this is ``A^T`` in the paper's notation;
-    ``W = A + A^T`` is the same either way). Non-positive similarities give
-    no edge, and neither does a neighbour flagged in the boolean mask
-    ``zero`` (a zero feature row, whose similarity some backends do not
-    report as 0).
+
+def knn_affinity(
+    sim, idx, gamma, n_samples, zero=None, kernel="power", zero_queries=None
+):
+    """Directed kNN affinities as a sparse matrix.
+
+    Row ``j`` of the result holds the affinity of ``v_j`` to each of its
+    ``k`` neighbours ``v_i`` (this is ``A^T`` in the paper's notation;
+    ``W = A + A^T`` is the same either way):
+
+    - ``kernel='power'``: ``[v_j^T v_i]_+^gamma`` (eq. 15); non-positive
+      similarities give no edge;
+    - ``kernel='self_tuning'``: ``exp(-4 ||v_j - v_i||^2 / r_j^2)`` with
+      ``r_j`` the distance from ``v_j`` to its ``k``-th neighbour (the
+      self-tuning Gaussian of Zelnik-Manor & Perona, as in GraphLearning),
+      computed from ``||v_j - v_i||^2 = 2 - 2 v_j^T v_i`` on the unit
+      sphere. It adapts to the local density and does not depend on the
+      scale of the similarities.
+
+    A neighbour flagged in the boolean mask ``zero`` (a zero feature row,
+    whose similarity some backends do not report as 0) gives no edge, and
+    a query row flagged in ``zero_queries`` gets none.
     """
     n_rows, k = idx.shape
-    weights = np.clip(sim, 0.0, None) ** gamma
+    if kernel == "power":
+        weights = np.clip(sim, 0.0, None) ** gamma
+    else:
+        dist2 = np.clip(2.0 - 2.0 * np.asarray(sim, dtype=np.float64), 0.0, None)
+        radius2 = dist2.max(axis=1, keepdims=True)
+        tiny = np.finfo(np.float64).tiny
+        weights = np.exp(-4.0 * dist2 / np.maximum(radius2, tiny))
     if zero is not None and zero.any():
         weights[zero[idx]] = 0.0
+    if zero_queries is not None:
+        weights[zero_queries] = 0.0
     indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
     A = sp.csr_matrix(
         (weights.ravel(), idx.ravel(), indptr), shape=(n_rows, n_samples)

@@ -19,6 +19,9 @@ from ._utils import entropy_confidence, normalize_distributions
 
 # Edges processed per chunk is _CHUNK_ENTRIES // n_classes.
 _CHUNK_ENTRIES = 2**22
+# Remaining degree (relative) below which a sample is taken to have no
+# neighbour left once an edge is removed.
+_TINY_DEGREE = 1e-12
 
 
 def _softmax(S):
@@ -55,7 +58,14 @@ def _dissimilarity(Zij, Zji):
     return entropy_confidence(Zij) * entropy_confidence(Zji) * np.clip(p_dis, 0, 1)
 
 
-def hard_negative_weights(W, F, temperature):
+def _standardized(H, scale):
+    """Rows of ``H`` centred and divided by the global ``scale``."""
+    H -= H.mean(axis=1, keepdims=True)
+    H /= scale
+    return H
+
+
+def hard_negative_weights(W, F, temperature, *, scale_free=False):
     """Hard-negative weights by edge removal (eqs. 18-22).
 
     For each stored edge ``(i, j)`` of ``W``::
@@ -63,14 +73,28 @@ def hard_negative_weights(W, F, temperature):
         Zt_ij = softmax(temperature * (D_ii F_i - w_ij F_j))      (20)
         Wdis_ij = omega(Zt_ij) omega(Zt_ji) (1 - Zt_ij . Zt_ji)   (21-22)
 
+    With ``scale_free=True`` the temperature acts on the neighbour average
+    without ``j`` (eq. 19), ``h_ij = (D_ii F_i - w_ij F_j) / (D_ii -
+    w_ij)``, centred per row and divided by the mean over the samples of
+    the spread (standard deviation over the classes) of the rows of ``F``,
+    so ``temperature`` is in units of a typical row's spread whatever the
+    scale of ``F`` and of the degrees; and ``Wdis_ij`` is multiplied by
+    ``w_ij``, so a negative edge never outweighs its own affinity (the
+    dissimilarity is measured in the units of the graph). A sample whose
+    only neighbour is ``j`` has no information without it and gets no
+    negative.
+
     Parameters
     ----------
     W : sparse matrix of shape (n_samples, n_samples)
         Symmetric affinity matrix.
     F : ndarray of shape (n_samples, n_classes)
-        Label propagation solution of eq. 16.
+        Label propagation scores whose weighted neighbour average is the
+        fixed point of eq. 17.
     temperature : float
         The temperature ``lambda`` of eq. 20.
+    scale_free : bool, default=False
+        Use the scale-free variant described above.
 
     Returns
     -------
@@ -83,16 +107,37 @@ def hard_negative_weights(W, F, temperature):
     degree = np.asarray(W.sum(axis=1)).ravel()
     DF = degree[:, None] * F
     rows, cols, w = _upper_edges(W)
+    row_spread = np.std(F, axis=1)
+    informed = row_spread > 0  # rows without information do not set the scale
+    spread = float(row_spread[informed].mean()) if informed.any() else 0.0
+    if scale_free and not spread > 0:
+        return sp.csr_matrix((n_samples, n_samples))
     values = np.empty(rows.size)
     for s in _edge_chunks(rows.size, n_classes):
         i, j, wij = rows[s], cols[s], w[s][:, None]
-        Zij = _softmax(temperature * (DF[i] - wij * F[j]))  # eq. 20
-        Zji = _softmax(temperature * (DF[j] - wij * F[i]))
+        Hij = DF[i] - wij * F[j]  # eqs. 18-19: i's scores without edge (i, j)
+        Hji = DF[j] - wij * F[i]
+        if scale_free:
+            rest_i, rest_j = degree[i, None] - wij, degree[j, None] - wij
+            Hij = _standardized(_leave_one_out_mean(Hij, rest_i), spread)
+            Hji = _standardized(_leave_one_out_mean(Hji, rest_j), spread)
+        Zij = _softmax(temperature * Hij)  # eq. 20
+        Zji = _softmax(temperature * Hji)
         values[s] = _dissimilarity(Zij, Zji)
+        if scale_free:
+            values[s] *= w[s]
     return _symmetric_from_upper(rows, cols, values, n_samples)
 
 
-def control_negative_weights(W, F):
+def _leave_one_out_mean(H, rest):
+    """``H / rest`` row-wise; rows with no remaining weight become 0, which
+    the softmax turns into a uniform (zero-confidence) distribution."""
+    out = np.zeros_like(H)
+    np.divide(H, rest, out=out, where=rest > _TINY_DEGREE * np.abs(rest).max(initial=1))
+    return out
+
+
+def control_negative_weights(W, F, *, scale_free=False):
     """The paper's 'Control' baseline: eq. 22 with ``Zt_ij`` replaced by the
     L1-normalised ``F_i`` (negatives clipped to 0) for every ``j``.
 
@@ -102,6 +147,9 @@ def control_negative_weights(W, F):
         Symmetric affinity matrix (gives the edges).
     F : ndarray of shape (n_samples, n_classes)
         Label propagation solution.
+    scale_free : bool, default=False
+        Multiply each weight by the edge's affinity ``w_ij`` (as in
+        :func:`hard_negative_weights`).
 
     Returns
     -------
@@ -111,10 +159,12 @@ def control_negative_weights(W, F):
     if n_classes < 2:
         return sp.csr_matrix((n_samples, n_samples))
     P, _ = normalize_distributions(F)
-    rows, cols, _ = _upper_edges(W)
+    rows, cols, w = _upper_edges(W)
     values = np.empty(rows.size)
     for s in _edge_chunks(rows.size, n_classes):
         values[s] = _dissimilarity(P[rows[s]], P[cols[s]])
+        if scale_free:
+            values[s] *= w[s]
     return _symmetric_from_upper(rows, cols, values, n_samples)
 
 

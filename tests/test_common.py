@@ -20,8 +20,11 @@ EXPECTED_FAILED_CHECKS = {
 def _configurations():
     yield MixedLabelPropagation(n_neighbors=5, knn_backend="exact", solver="scipy")
     yield MixedLabelPropagation("mom", n_neighbors=5, knn_backend="exact")
-    yield MixedLabelPropagation("mom", n_neighbors=5, dissimilarity_loss="lpdr", beta=0.1)
+    yield MixedLabelPropagation.paper(
+        "mom", n_neighbors=5, dissimilarity_loss="lpdr", beta=0.1
+    )
     yield HardNegativeLP()
+    yield HardNegativeLP.paper()
     yield HardNegativeLP("control", n_neighbors=5, knn_backend="exact")
     if has_module("torch"):
         yield MixedLabelPropagation("mom", n_neighbors=5, solver="torch", device="cpu")

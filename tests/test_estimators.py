@@ -78,14 +78,25 @@ def assert_finite_outputs(est):
     assert np.all(np.isin(est.transduction_, est.classes_))
 
 
-def knn_cosine_graph(X, k, gamma):
-    """Directed kNN graph by hand: row j holds cos(v_j, v_i)^gamma for the k
-    nearest neighbours i of v_j (self excluded), rows L2-normalised."""
+def kernel_weights(cos, kernel, gamma):
+    """Affinities of one row's neighbours from their cosine similarities
+    (sorted by decreasing similarity): eq. 15, or the self-tuning Gaussian
+    ``exp(-4 d^2 / d_k^2)`` with ``d^2 = 2 - 2 cos``."""
+    if kernel == "power":
+        return np.clip(cos, 0, None) ** gamma
+    d2 = 2 - 2 * cos
+    return np.exp(-4 * d2 / d2[..., -1:])
+
+
+def knn_cosine_graph(X, k, gamma, kernel="power"):
+    """Directed kNN graph by hand: row j holds cos(v_j, v_i)^gamma (or the
+    self-tuning weight) for the k nearest neighbours i of v_j (self
+    excluded), rows L2-normalised."""
     V = X / np.linalg.norm(X, axis=1, keepdims=True)
     nn = NearestNeighbors(n_neighbors=k).fit(V)
     _, idx = nn.kneighbors()  # no query: each row's own index is excluded
     cos = np.einsum("nd,nkd->nk", V, V[idx])
-    data = np.clip(cos, 0, None) ** gamma
+    data = kernel_weights(cos, kernel, gamma)
     indptr = np.arange(0, idx.size + 1, k)
     return sp.csr_matrix((data.ravel(), idx.ravel(), indptr), shape=(len(X), len(X)))
 
@@ -629,8 +640,11 @@ def test_string_class_labels(small_digits):
         assert all(isinstance(t, str) for t in est.transduction_)
         np.testing.assert_array_equal(est.transduction_, names[ref.transduction_])
         np.testing.assert_array_equal(est.predict(X_new), names[ref.predict(X_new)])
+        # the labels of y are the string names of the integer run's labels
         labeled = y != -1
-        np.testing.assert_array_equal(est.transduction_[labeled], y_str[labeled])
+        np.testing.assert_array_equal(
+            est.transduction_[labeled], names[ref.transduction_[labeled]]
+        )
     # a numpy string array marks unlabeled rows with "-1"
     y_u = np.where(y == -1, "-1", names[np.maximum(y, 0)].astype(str))
     est = MixedLabelPropagation(n_neighbors=8, knn_backend="exact").fit(X, y_u)
@@ -676,16 +690,18 @@ def inductive_proba(est, X_train, X_new):
     S = Q @ V.T
     k = est.n_neighbors_
     idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    w = np.clip(np.take_along_axis(S, idx, axis=1), 0, None) ** est.gamma
+    w = kernel_weights(np.take_along_axis(S, idx, axis=1), est.kernel, est.gamma)
     return np.einsum("nk,nkc->nc", w, est.label_distributions_[idx]) / w.sum(
         axis=1, keepdims=True
     )
 
 
+@pytest.mark.parametrize("kernel", ["self_tuning", "power"])
 @pytest.mark.parametrize("Est", ESTIMATORS)
-def test_predict_on_new_rows_is_the_inductive_rule(small_digits, Est):
+def test_predict_on_new_rows_is_the_inductive_rule(small_digits, Est, kernel):
     X, _, y, X_new = small_digits
-    est = Est(n_neighbors=8, gamma=2.0, knn_backend="exact").fit(X, y)
+    est = Est(n_neighbors=8, kernel=kernel, gamma=2.0, knn_backend="exact")
+    est.fit(X, y)
     expected = inductive_proba(est, X, X_new)
     proba = est.predict_proba(X_new)
     np.testing.assert_allclose(proba, expected, rtol=1e-10, atol=1e-12)
@@ -721,15 +737,17 @@ def test_inductive_rule_with_faiss(small_digits):
 
 
 # -- 5. precomputed backend ----------------------------------------------------
+@pytest.mark.parametrize("kernel", ["self_tuning", "power"])
 @pytest.mark.parametrize("Est", ESTIMATORS)
-def test_precomputed_graph_matches_exact_backend(digits, Est):
+def test_precomputed_graph_matches_exact_backend(digits, Est, kernel):
     X, y_true = digits
     X = X[:300] + np.random.default_rng(0).normal(scale=0.01, size=(300, 64))  # no ties
     y = mask_per_class(y_true[:300], 5)
     k, gamma = 8, 3.0
-    A = knn_cosine_graph(X, k, gamma)
-    pre = Est(knn_backend="precomputed", gamma=gamma).fit(A, y)
-    exact = Est(knn_backend="exact", n_neighbors=k, gamma=gamma).fit(X, y)
+    A = knn_cosine_graph(X, k, gamma, kernel)
+    pre = Est(knn_backend="precomputed").fit(A, y)
+    exact = Est(knn_backend="exact", n_neighbors=k, kernel=kernel, gamma=gamma)
+    exact.fit(X, y)
     assert pre.knn_backend_ == "precomputed"
     assert pre.n_neighbors_ == k
     W_pre, W_exact = pre.affinity_.tocsr(), exact.affinity_.tocsr()
@@ -751,7 +769,8 @@ def test_precomputed_graph_matches_exact_backend(digits, Est):
     S = (X_new / np.linalg.norm(X_new, axis=1, keepdims=True)) @ V.T
     idx = np.argsort(-S, axis=1)[:, :k]
     A_new = np.zeros_like(S)
-    np.put_along_axis(A_new, idx, np.take_along_axis(S, idx, axis=1) ** gamma, axis=1)
+    weights = kernel_weights(np.take_along_axis(S, idx, axis=1), kernel, gamma)
+    np.put_along_axis(A_new, idx, weights, axis=1)
     np.testing.assert_allclose(
         pre.predict_proba(sp.csr_matrix(A_new)), exact.predict_proba(X_new), atol=1e-8
     )

@@ -23,47 +23,108 @@ def problem(n=120, n_classes=3, n_labeled=12, seed=0):
     return X, y_train
 
 
+LAPLACIANS = ["combinatorial", "normalized"]
+
+
 def dense_system(est, y_train):
-    """Dense ``L + U`` and ``U Y`` of eq. 16 from the fitted graph."""
+    """Dense base system ``(A, B)`` and row scale ``s`` of SPEC section 2:
+    ``L + U``, ``U Y`` and 1 for the combinatorial Laplacian (eq. 16);
+    ``(1 + mu) I - D^-1/2 W D^-1/2``, ``mu Y`` and ``D^-1/2`` for the
+    normalised one (Zhou et al.)."""
     W = est.affinity_.toarray()
     labeled = y_train != -1
     Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
-    U = np.diag(est.mu * labeled)
-    return np.diag(W.sum(axis=1)) - W, U, U @ Y
+    d = W.sum(axis=1)
+    if est.laplacian == "combinatorial":
+        U = np.diag(est.mu * labeled)
+        return np.diag(d) - W + U, U @ Y, np.ones_like(d)
+    s = 1 / np.sqrt(d)
+    return (1 + est.mu) * np.eye(len(d)) - s[:, None] * W * s[None, :], est.mu * Y, s
 
 
-def distributions(G):
+def dense_dissimilarity(est, Wdis, s, sign=1.0):
+    """``2 beta Q`` (signless Laplacian; ``sign=-1``: ``Ldis``), scaled by
+    ``D^-1/2`` on both sides for the normalised Laplacian."""
+    Q = np.diag(Wdis.sum(axis=1)) + sign * Wdis
+    return 2 * est.beta * s[:, None] * Q * s[None, :]
+
+
+def distributions(G, est=None, y_train=None):
     P = np.clip(G, 0, None)
+    if est is not None and est.class_mass_normalization:
+        labeled = y_train[y_train != -1]
+        prior = np.array([(labeled == c).mean() for c in est.classes_])
+        P = P * prior / P.sum(axis=0)
     mass = P.sum(axis=1, keepdims=True)
     return np.where(mass > 0, P / np.where(mass > 0, mass, 1), 1 / P.shape[1])
 
 
+@pytest.mark.parametrize("cmn", [False, True])
+@pytest.mark.parametrize("laplacian", LAPLACIANS)
 @pytest.mark.parametrize("params", SOLVERS)
-def test_plain_lp_equals_dense_solve(params):
+def test_plain_lp_equals_dense_solve(params, laplacian, cmn):
     X, y_train = problem()
-    est = MixedLabelPropagation(n_neighbors=8, tol=1e-10, **params).fit(X, y_train)
-    L, U, UY = dense_system(est, y_train)
-    F = np.linalg.solve(L + U, UY)  # (LP)
-    np.testing.assert_allclose(est.label_distributions_, distributions(F), atol=1e-7)
-    np.testing.assert_array_equal(est.transduction_, est.classes_[F.argmax(axis=1)])
+    est = MixedLabelPropagation(
+        n_neighbors=8,
+        laplacian=laplacian,
+        class_mass_normalization=cmn,
+        tol=1e-10,
+        **params,
+    ).fit(X, y_train)
+    A, B, s = dense_system(est, y_train)
+    F = np.linalg.solve(A, B)  # (LP), or Zhou's (I - alpha S) F = (1 - alpha) Y
+    expected = distributions(F, est, y_train)
+    np.testing.assert_allclose(est.label_distributions_, expected, atol=1e-7)
+    np.testing.assert_array_equal(est.transduction_, est.classes_[expected.argmax(axis=1)])
     assert est.dissimilarity_.nnz == 0
-    # eq. 17: unlabeled rows are the weighted average of their neighbours
+    # eq. 17: unlabeled rows of D^-1/2 F are (a multiple of) the weighted
+    # average of their neighbours' rows
     W = est.affinity_.toarray()
     unl = y_train == -1
-    np.testing.assert_allclose((W @ F)[unl] / W.sum(axis=1)[unl, None], F[unl], atol=1e-8)
+    G = s[:, None] * F
+    factor = 1.0 if laplacian == "combinatorial" else 1 / (1 + est.mu)
+    np.testing.assert_allclose(
+        factor * (W @ G)[unl] / W.sum(axis=1)[unl, None], G[unl], atol=1e-8
+    )
 
 
+def test_class_mass_normalisation_matches_label_proportions():
+    """Column masses of the normalised distributions follow the labeled
+    class proportions more closely than without normalisation."""
+    X, y_train = problem(n=200, n_labeled=30, seed=7)
+    with_cmn = MixedLabelPropagation(n_neighbors=8, tol=1e-10).fit(X, y_train)
+    plain = MixedLabelPropagation(
+        n_neighbors=8, class_mass_normalization=False, tol=1e-10
+    ).fit(X, y_train)
+    A, B, _ = dense_system(plain, y_train)
+    G = np.clip(np.linalg.solve(A, B), 0, None)
+    labeled = y_train[y_train != -1]
+    prior = np.array([(labeled == c).mean() for c in with_cmn.classes_])
+    scaled = G * prior / G.sum(axis=0)
+    np.testing.assert_allclose(scaled.sum(axis=0), prior)
+    np.testing.assert_allclose(
+        with_cmn.label_distributions_,
+        scaled / scaled.sum(axis=1, keepdims=True),
+        atol=1e-7,
+    )
+    assert not np.allclose(with_cmn.label_distributions_, plain.label_distributions_)
+
+
+@pytest.mark.parametrize("laplacian", LAPLACIANS)
 @pytest.mark.parametrize("params", SOLVERS)
 @pytest.mark.parametrize("beta", [0.5, 1.0, 3.0])
-def test_mixed_lp_equals_dense_solve(params, beta):
+def test_mixed_lp_equals_dense_solve(params, beta, laplacian):
     X, y_train = problem(seed=1)
-    est = MixedLabelPropagation("mom", n_neighbors=8, beta=beta, tol=1e-10, **params)
+    est = MixedLabelPropagation(
+        "mom", n_neighbors=8, beta=beta, laplacian=laplacian, tol=1e-10, **params
+    )
     est.fit(X, y_train)
-    L, U, UY = dense_system(est, y_train)
+    A, B, s = dense_system(est, y_train)
     Wdis = est.dissimilarity_.toarray()
-    Q = np.diag(Wdis.sum(axis=1)) + Wdis
-    G = np.linalg.solve(L + 2 * beta * Q + U, UY)  # (MLP)
-    np.testing.assert_allclose(est.label_distributions_, distributions(G), atol=1e-7)
+    G = np.linalg.solve(A + dense_dissimilarity(est, Wdis, s), B)  # (MLP)
+    np.testing.assert_allclose(
+        est.label_distributions_, distributions(G, est, y_train), atol=1e-7
+    )
 
 
 def test_mixed_lp_minimises_the_objective():
@@ -72,8 +133,12 @@ def test_mixed_lp_minimises_the_objective():
     rng = np.random.default_rng(3)
     pairs = rng.integers(0, 60, size=(40, 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    est = MixedLabelPropagation(n_neighbors=6, tol=1e-12).fit(X, y_train, negatives=pairs)
-    L, U, UY = dense_system(est, y_train)
+    est = MixedLabelPropagation.paper(n_neighbors=6, tol=1e-12)
+    est.fit(X, y_train, negatives=pairs)
+    A, B, _ = dense_system(est, y_train)
+    W = est.affinity_.toarray()
+    L = np.diag(W.sum(axis=1)) - W
+    U = np.diag(est.mu * (y_train != -1))
     Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
     Wdis = est.dissimilarity_.toarray()
 
@@ -89,45 +154,101 @@ def test_mixed_lp_minimises_the_objective():
         )
 
     Qfull = np.diag(Wdis.sum(axis=1)) + Wdis
-    G = np.linalg.solve(L + 2 * est.beta * Qfull + U, UY)
+    G = np.linalg.solve(L + 2 * est.beta * Qfull + U, U @ Y)
+    np.testing.assert_allclose(
+        est.label_distributions_, distributions(G), atol=1e-7
+    )
     best = objective(G)
     for _ in range(5):
         assert objective(G + 1e-3 * rng.normal(size=G.shape)) > best
 
 
-def test_lpdr_equals_dense_solve():
+@pytest.mark.parametrize("laplacian", LAPLACIANS)
+def test_lpdr_equals_dense_solve(laplacian):
     X, y_train = problem(seed=4)
-    beta = 0.05
-    est = MixedLabelPropagation(
-        "mom", n_neighbors=8, beta=beta, dissimilarity_loss="lpdr", tol=1e-10, max_iter=5000
+    beta = 0.05 if laplacian == "combinatorial" else 0.002
+    est = MixedLabelPropagation.paper(
+        "mom",
+        n_neighbors=8,
+        beta=beta,
+        laplacian=laplacian,
+        dissimilarity_loss="lpdr",
+        tol=1e-10,
+        max_iter=5000,
     ).fit(X, y_train)
-    L, U, UY = dense_system(est, y_train)
+    A, B, s = dense_system(est, y_train)
     Wdis = est.dissimilarity_.toarray()
-    Ldis = np.diag(Wdis.sum(axis=1)) - Wdis
-    G = np.linalg.solve(L - 2 * beta * Ldis + U, UY)  # eq. 25's system
+    G = np.linalg.solve(A - dense_dissimilarity(est, Wdis, s, sign=-1.0), B)  # eq. 25
     np.testing.assert_allclose(est.label_distributions_, distributions(G), atol=1e-6)
 
 
+@pytest.mark.parametrize("laplacian", LAPLACIANS)
 @pytest.mark.parametrize("params", SOLVERS)
 @pytest.mark.parametrize("mining", ["hard", "control"])
-def test_hard_negative_lp_pipeline_equals_dense(params, mining):
+def test_hard_negative_lp_pipeline_equals_dense(params, mining, laplacian):
+    """The paper's pipeline: LP, eqs. 18-22 on the LP scores, mixed LP."""
     X, y_train = problem(seed=5)
-    plain = MixedLabelPropagation(n_neighbors=8).fit(X, y_train)
-    L, U, UY = dense_system(plain, y_train)
-    F = np.linalg.solve(L + U, UY)
+    plain = MixedLabelPropagation.paper(n_neighbors=8, laplacian=laplacian)
+    plain.fit(X, y_train)
+    A, B, s = dense_system(plain, y_train)
+    F = np.linalg.solve(A, B)
+    scores = s[:, None] * F
+    degree = plain.affinity_.sum(axis=1).A1
     # a temperature on the scale of D_ii F_i, so that the mined weights matter
-    temperature = 5.0 / np.abs(np.diag(L)[:, None] * F).max()
-    est = HardNegativeLP(mining, n_neighbors=8, temperature=temperature, tol=1e-11, **params)
-    est.fit(X, y_train)
+    temperature = 5.0 / np.abs(degree[:, None] * scores).max()
+    est = HardNegativeLP.paper(
+        mining,
+        n_neighbors=8,
+        laplacian=laplacian,
+        temperature=temperature,
+        tol=1e-11,
+        **params,
+    ).fit(X, y_train)
     W = est.affinity_
     if mining == "hard":
-        expected = hard_negative_weights(W, F, temperature)
-        np.testing.assert_allclose(est.dissimilarity_.toarray(), expected.toarray(), atol=1e-8)
+        expected = hard_negative_weights(W, scores, temperature)
+        np.testing.assert_allclose(
+            est.dissimilarity_.toarray(), expected.toarray(), atol=1e-8
+        )
     Wdis = est.dissimilarity_.toarray()
     assert Wdis.max() > 1e-3  # negatives are not all vanishing at this temperature
-    Q = np.diag(Wdis.sum(axis=1)) + Wdis
-    G = np.linalg.solve(L + 2 * est.beta * Q + U, UY)
+    G = np.linalg.solve(A + dense_dissimilarity(est, Wdis, s), B)
     np.testing.assert_allclose(est.label_distributions_, distributions(G), atol=1e-7)
+
+
+@pytest.mark.parametrize("params", SOLVERS)
+def test_scale_free_hard_negatives_equal_definition(params):
+    """The default (scale-free) mining, edge by edge from its definition."""
+    X, y_train = problem(seed=8)
+    est = HardNegativeLP(n_neighbors=8, tol=1e-11, **params).fit(X, y_train)
+    plain = MixedLabelPropagation(n_neighbors=8, class_mass_normalization=False)
+    plain.set_params(tol=1e-11).fit(X, y_train)
+    A, B, s = dense_system(plain, y_train)
+    F = s[:, None] * np.linalg.solve(A, B)
+    W = est.affinity_.toarray()
+    d = W.sum(axis=1)
+    spread = F.std(axis=1).mean()
+    C = F.shape[1]
+
+    def z(i, j):
+        h = (d[i] * F[i] - W[i, j] * F[j]) / (d[i] - W[i, j])  # eq. 19
+        h = est.temperature * (h - h.mean()) / spread
+        e = np.exp(h - h.max())
+        return e / e.sum()
+
+    def omega(p):
+        return 1 + np.sum(p * np.log(np.clip(p, 1e-300, None))) / np.log(C)
+
+    expected = np.zeros_like(W)
+    for i, j in zip(*np.nonzero(np.triu(W, 1))):
+        zi, zj = z(i, j), z(j, i)
+        expected[i, j] = expected[j, i] = W[i, j] * omega(zi) * omega(zj) * (1 - zi @ zj)
+    np.testing.assert_allclose(est.dissimilarity_.toarray(), expected, atol=1e-9)
+    assert expected.max() > 1e-3
+    G = np.linalg.solve(A + dense_dissimilarity(est, expected, s), B)
+    np.testing.assert_allclose(
+        est.label_distributions_, distributions(G, est, y_train), atol=1e-7
+    )
 
 
 def test_confidence_is_entropy_weight():
