@@ -12,9 +12,16 @@ Similarities are inner products of L2-normalised rows (cosine similarity).
 """
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_params,
+)
 
 from ._utils import import_optional, is_installed
 
@@ -309,9 +316,7 @@ def knn_affinity(
     if zero_queries is not None:
         weights[zero_queries] = 0.0
     indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
-    A = sp.csr_matrix(
-        (weights.ravel(), idx.ravel(), indptr), shape=(n_rows, n_samples)
-    )
+    A = sp.csr_matrix((weights.ravel(), idx.ravel(), indptr), shape=(n_rows, n_samples))
     A.eliminate_zeros()
     return A
 
@@ -368,3 +373,90 @@ def check_precomputed_graph(G, n_samples=None):
     G.eliminate_zeros()
     return G
 
+
+def build_knn_affinity(X, n_neighbors, kernel, gamma, backend, random_state=None):
+    """Normalise ``X``, search its neighbours and weight them.
+
+    Returns ``(A, knn, index, zero, k, backend)``: the directed affinities
+    (see :func:`knn_affinity`), the boolean kNN adjacency, the fitted
+    :class:`NeighborIndex`, the mask of zero rows, the number of neighbours
+    actually used and the resolved backend name.
+    """
+    n_samples = X.shape[0]
+    V, zero = l2_normalize(X)
+    k = clip_n_neighbors(n_neighbors, n_samples)
+    backend = resolve_knn_backend(backend, n_samples, sp.issparse(X))
+    index = NeighborIndex(backend, random_state=random_state).fit(V, k)
+    sim, idx = index.self_kneighbors(V, k)
+    knn = mutual_knn_graph(idx, n_samples)
+    sim[zero] = 0.0
+    A = knn_affinity(sim, idx, gamma, n_samples, zero, kernel=kernel, zero_queries=zero)
+    return A, knn, index, zero, k, backend
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "kernel": [StrOptions(set(KERNELS))],
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+        "knn_backend": [StrOptions(set(KNN_BACKENDS) - {"precomputed"})],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def knn_graph(
+    X,
+    n_neighbors=10,
+    *,
+    kernel="self_tuning",
+    gamma=3.0,
+    knn_backend="auto",
+    random_state=None,
+):
+    """Directed kNN affinity graph of the rows of ``X``.
+
+    The graph the estimators build in ``fit``, returned so that it can be
+    computed once and reused with ``knn_backend='precomputed'`` (e.g. to
+    compare methods or tune ``beta`` on one graph). Row ``j`` holds the
+    affinities of ``x_j`` to its ``n_neighbors`` nearest neighbours (self
+    excluded, rows L2-normalised): ``[v_j^T v_i]_+^gamma`` for
+    ``kernel='power'`` (eq. 15) or ``exp(-4 ||v_j - v_i||^2 / r_j^2)`` for
+    ``kernel='self_tuning'``. The estimators symmetrise it as ``W = A +
+    A^T``.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Feature rows.
+    n_neighbors : int, default=10
+        Number of neighbours ``k`` (clipped to ``n_samples - 1`` with a
+        warning).
+    kernel : {'self_tuning', 'power'}, default='self_tuning'
+        Affinity kernel, as in the estimators.
+    gamma : float, default=3.0
+        Exponent of the ``'power'`` kernel.
+    knn_backend : {'auto', 'exact', 'faiss', 'pynndescent'}, default='auto'
+        Neighbour search backend, as in the estimators.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the approximate backends.
+
+    Returns
+    -------
+    A : sparse CSR matrix of shape (n_samples, n_samples)
+        Directed affinities, at most ``n_neighbors`` stored entries per row.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_mixedlp import HardNegativeLP, knn_graph
+    >>> from sklearn_mixedlp.datasets import mask_labels
+    >>> X, y = load_digits(return_X_y=True)
+    >>> A = knn_graph(X, n_neighbors=10)
+    >>> A.shape, A.nnz
+    ((1797, 1797), 17970)
+    >>> est = HardNegativeLP(knn_backend="precomputed").fit(A, mask_labels(y, 5))
+    """
+    X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+    A, *_ = build_knn_affinity(X, n_neighbors, kernel, gamma, knn_backend, random_state)
+    return A

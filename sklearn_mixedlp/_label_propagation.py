@@ -24,13 +24,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._graph import (
     KERNELS,
     KNN_BACKENDS,
-    NeighborIndex,
+    build_knn_affinity,
     check_precomputed_graph,
-    clip_n_neighbors,
     knn_affinity,
     l2_normalize,
-    mutual_knn_graph,
-    resolve_knn_backend,
     symmetrize,
 )
 from ._negatives import (
@@ -41,6 +38,7 @@ from ._negatives import (
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import entropy_confidence, minus_one_mask, normalize_distributions
+
 
 def _class_mass_normalize(G, y_labeled, n_classes):
     """Class-mass normalisation (Zhu, Ghahramani & Lafferty 2003).
@@ -278,25 +276,22 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         return classes, y_index
 
     def _build_graph(self, X, precomputed):
-        n_samples = X.shape[0]
         if precomputed:
             A = check_precomputed_graph(X)
             self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
             self.knn_backend_ = "precomputed"
             self._index = None
             return symmetrize(A), A
-        V, zero = l2_normalize(X)
-        k = clip_n_neighbors(self.n_neighbors, n_samples)
-        backend = resolve_knn_backend(self.knn_backend, n_samples, sp.issparse(X))
-        index = NeighborIndex(backend, random_state=self.random_state).fit(V, k)
-        sim, idx = index.self_kneighbors(V, k)
+        A, knn, index, zero, k, backend = build_knn_affinity(
+            X,
+            self.n_neighbors,
+            self.kernel,
+            self.gamma,
+            self.knn_backend,
+            self.random_state,
+        )
         self.n_neighbors_, self.knn_backend_ = k, backend
         self._index, self._zero_rows = index, zero
-        knn = mutual_knn_graph(idx, n_samples)
-        sim[zero] = 0.0
-        A = knn_affinity(
-            sim, idx, self.gamma, n_samples, zero, kernel=self.kernel, zero_queries=zero
-        )
         return symmetrize(A), knn
 
     @staticmethod
@@ -564,9 +559,13 @@ _MIXEDLABELPROPAGATION_DOC = (
         propagation (eq. 16), ``'mom'`` for Mining on Manifolds (pairs that
         are kNN but not mutual kNN, weight 1). User-supplied negatives are
         passed to :meth:`fit` instead.
-""" + _SHARED_PARAMS_DOC + """
+"""
+    + _SHARED_PARAMS_DOC
+    + """
     Attributes
-    ----------""" + _SHARED_ATTRIBUTES_DOC + """
+    ----------"""
+    + _SHARED_ATTRIBUTES_DOC
+    + """
     See Also
     --------
     HardNegativeLP : Mines the negatives from a first propagation.
@@ -704,9 +703,13 @@ _HARDNEGATIVELP_DOC = (
         that of the graph weights matters. ``False``: eq. 20 and eq. 22
         literally, where the useful ``temperature`` depends on the degrees
         and on ``mu``.
-""" + _SHARED_PARAMS_DOC + """
+"""
+    + _SHARED_PARAMS_DOC
+    + """
     Attributes
-    ----------""" + _SHARED_ATTRIBUTES_DOC + """
+    ----------"""
+    + _SHARED_ATTRIBUTES_DOC
+    + """
     See Also
     --------
     MixedLabelPropagation : Plain LP, MoM or user-supplied negatives.
@@ -803,7 +806,6 @@ class HardNegativeLP(_BaseMixedLP):
             The fitted estimator.
         """
         return self._fit(X, y)
-
 
     def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
         F = solve_lp()

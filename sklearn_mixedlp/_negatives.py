@@ -241,17 +241,14 @@ def check_negatives(negatives, n_samples):
                 f"values from {ij.min()} to {ij.max()}."
             )
         weights = pairs[:, 2] if pairs.shape[1] == 3 else np.ones(len(pairs))
-        S = sp.csr_matrix(
-            (weights, (ij[:, 0], ij[:, 1])), shape=(n_samples, n_samples)
-        )
+        S = sp.csr_matrix((weights, (ij[:, 0], ij[:, 1])), shape=(n_samples, n_samples))
     if not np.all(np.isfinite(S.data)):
         raise ValueError("negatives contain NaN or infinite weights.")
     if S.nnz and S.data.min() < 0:
         raise ValueError("negatives must have non-negative weights.")
     if np.any(S.diagonal() != 0):
         raise ValueError(
-            "negatives contain a self pair (i, i): a sample cannot be its own "
-            "negative."
+            "negatives contain a self pair (i, i): a sample cannot be its own negative."
         )
     Wdis = S.maximum(S.T).tocsr()
     Wdis.eliminate_zeros()

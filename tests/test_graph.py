@@ -145,3 +145,28 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch, sphere_data):
     from sklearn_mixedlp._graph import resolve_knn_backend
 
     assert resolve_knn_backend("auto", 1000, False) == "exact"
+
+
+@pytest.mark.parametrize("kernel", ["self_tuning", "power"])
+def test_knn_graph_is_the_estimators_graph(kernel):
+    """knn_graph + knn_backend='precomputed' reproduces a fit on features."""
+    from sklearn.datasets import load_digits
+
+    from sklearn_mixedlp import HardNegativeLP, knn_graph
+    from sklearn_mixedlp.datasets import mask_labels
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], mask_labels(y[:400], 5, random_state=0)
+    A = knn_graph(X, 8, kernel=kernel, gamma=2.0, knn_backend="exact")
+    assert A.shape == (400, 400)
+    assert np.all(np.diff(A.indptr) <= 8)
+    assert A.diagonal().sum() == 0
+    pre = HardNegativeLP(knn_backend="precomputed").fit(A, y)
+    ref = HardNegativeLP(n_neighbors=8, kernel=kernel, gamma=2.0, knn_backend="exact")
+    ref.fit(X, y)
+    np.testing.assert_allclose(pre.affinity_.toarray(), ref.affinity_.toarray())
+    np.testing.assert_allclose(pre.label_distributions_, ref.label_distributions_)
+    with pytest.raises(ValueError, match="knn_backend"):
+        knn_graph(X, knn_backend="precomputed")
+    with pytest.raises(ValueError, match="kernel"):
+        knn_graph(X, kernel="rbf")
