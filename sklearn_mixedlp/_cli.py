@@ -81,6 +81,9 @@ methods:
   mom      {METHODS["mom"][2]} (MixedLabelPropagation('mom'))
   control  {METHODS["control"][2]} (HardNegativeLP('control'))
   hard     {METHODS["hard"][2]} (HardNegativeLP(), the default)
+  --paper  the same methods in the paper's literal configuration
+           (e.g. HardNegativeLP.paper(): k=50, gamma=3, combinatorial
+           Laplacian, temperature 4 on the raw scores, beta=1)
 
 labels:
   One label per feature row: integers or text, an empty entry or -1 for an
@@ -95,7 +98,7 @@ output:
 
 example:
   # digits.npy: 1797 x 64 features; labels.csv: one label per row, most empty
-  {PROG} digits.npy --labels labels.csv --output pred.csv --n-neighbors 10
+  {PROG} digits.npy --labels labels.csv --output pred.csv
 
   # labels in the 'digit' column of a CSV file, probabilities as arrays
   {PROG} digits.csv --label-column digit --output pred.npz --method lp
@@ -207,6 +210,12 @@ def build_parser():
         choices=tuple(METHODS),
         default=DEFAULT_METHOD,
         help=f"estimator (default: {DEFAULT_METHOD}; see 'methods' below)",
+    )
+    model.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's literal configuration instead of the defaults "
+        "(see 'methods' below)",
     )
     model.add_argument(
         "--n-neighbors",
@@ -818,14 +827,16 @@ def make_estimator(args, verbose=0):
         estimator's defaults.
     """
     cls, first, params = _estimator_spec(args)
-    return cls(first, **params, verbose=verbose)
+    make = cls.paper if getattr(args, "paper", False) else cls
+    return make(first, **params, verbose=verbose)
 
 
 def _describe_estimator(args):
     cls, first, params = _estimator_spec(args)
     shown = [] if first in (None, "hard") else [repr(first)]
     shown += [f"{name}={value!r}" for name, value in params.items()]
-    return f"{cls.__name__}({', '.join(shown)})"
+    paper = ".paper" if getattr(args, "paper", False) else ""
+    return f"{cls.__name__}{paper}({', '.join(shown)})"
 
 
 # -- writing the output ------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from sklearn_mixedlp import _cli
+from sklearn_mixedlp import HardNegativeLP, _cli
 from sklearn_mixedlp._cli import CLIError, main, parse_labels
 
 from .conftest import has_module, mask_per_class
@@ -263,6 +263,21 @@ def test_methods_in_process(digits, tmp_path, capsys, method):
     # mom is poor on digits with the default beta (see the report); the
     # others label well
     check_csv_output(out, digits, accuracy=None if method == "mom" else 0.7)
+
+
+def test_paper_configuration(digits, tmp_path, capsys):
+    """--paper fits the .paper() estimator; its predictions match a direct fit."""
+    out = tmp_path / "pred.npy"
+    code, _, stderr = run_main(
+        capsys, digits["npy"], "--labels", digits["labels_csv"], "-o", out, "--paper"
+    )
+    assert code == 0, stderr
+    assert "fitting HardNegativeLP.paper()" in stderr
+    X, y = digits["X"], digits["y_masked"]
+    expected = HardNegativeLP.paper().fit(X, y).transduction_
+    np.testing.assert_array_equal(np.load(out), expected)
+    default = HardNegativeLP().fit(X, y).transduction_
+    assert np.any(default != expected)  # the flag changes the model
 
 
 def test_unknown_method(digits, tmp_path, capsys):
