@@ -123,6 +123,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "laplacian": [StrOptions({"normalized", "combinatorial"})],
         "class_mass_normalization": ["boolean"],
+        "scale_free": ["boolean"],
         "mu": [Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "knn_backend": [StrOptions(set(KNN_BACKENDS))],
@@ -150,6 +151,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         "mu": 1 / 99,
         "beta": 1.0,
         "class_mass_normalization": False,
+        "scale_free": False,
     }
 
     @classmethod
@@ -464,12 +466,23 @@ _SHARED_PARAMS_DOC = """
         labels are few.
     mu : float, default=1/99
         Weight ``mu`` of the fit to the given labels (eq. 16).
-    beta : float, default=0.3
-        Weight ``beta`` of the dissimilarity loss (eq. 23; the paper uses 1).
+    beta : float, default=BETA_DEFAULT
+        Weight ``beta`` of the dissimilarity loss (eq. 23).
     class_mass_normalization : bool, default=True
         Scale each class's column of the solution so that its total mass is
         the fraction of labeled rows in that class (Zhu et al. 2003) before
         the rows are normalised to distributions.
+    scale_free : bool, default=True
+        Measure the negatives in the units of the graph. Mined negatives
+        (:class:`HardNegativeLP`): the softmax of eq. 20 acts on the
+        neighbour average without ``j`` (eq. 19), centred per row and
+        divided by the mean spread of the rows of ``F``, and each weight is
+        multiplied by the edge's affinity ``w_ij``. MoM's or user-supplied
+        weights: multiplied by the mean affinity of the edges of ``W``, so
+        that a weight of 1 counts as much as an average edge. ``False``:
+        eqs. 20-24 literally, where the useful ``temperature`` depends on
+        the degrees and on ``mu`` and a negative weight may outweigh a
+        small affinity many times over.
     dissimilarity_loss : {'mixed', 'lpdr'}, default='mixed'
         ``'mixed'``: the paper's loss ``sum W^dis_ij (G_ic + G_jc)^2``
         (eq. 24), an SPD system solved by conjugate gradient. ``'lpdr'``:
@@ -560,7 +573,7 @@ _MIXEDLABELPROPAGATION_DOC = (
         are kNN but not mutual kNN, weight 1). User-supplied negatives are
         passed to :meth:`fit` instead.
 """
-    + _SHARED_PARAMS_DOC
+    + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "1.0")
     + """
     Attributes
     ----------"""
@@ -605,8 +618,9 @@ class MixedLabelPropagation(_BaseMixedLP):
         gamma=3.0,
         laplacian="normalized",
         mu=1 / 99,
-        beta=0.3,
+        beta=1.0,
         class_mass_normalization=True,
+        scale_free=True,
         dissimilarity_loss="mixed",
         knn_backend="auto",
         solver="auto",
@@ -625,6 +639,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         self.mu = mu
         self.beta = beta
         self.class_mass_normalization = class_mass_normalization
+        self.scale_free = scale_free
         self.dissimilarity_loss = dissimilarity_loss
         self.knn_backend = knn_backend
         self.solver = solver
@@ -662,10 +677,14 @@ class MixedLabelPropagation(_BaseMixedLP):
     def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
         n_samples = W.shape[0]
         if negatives is not None:
-            return check_negatives(negatives, n_samples), None
-        if self.negatives == "mom":
-            return mom_negative_weights(knn), None
-        return sp.csr_matrix((n_samples, n_samples)), None
+            Wdis = check_negatives(negatives, n_samples)
+        elif self.negatives == "mom":
+            Wdis = mom_negative_weights(knn)
+        else:
+            return sp.csr_matrix((n_samples, n_samples)), None
+        if self.scale_free and W.nnz:
+            Wdis = Wdis * W.data.mean()  # weight 1 = an average edge of W
+        return Wdis, None
 
 
 _HARDNEGATIVELP_DOC = (
@@ -678,10 +697,13 @@ _HARDNEGATIVELP_DOC = (
     23-24), warm-started from ``F``.
 
     The defaults (normalised Laplacian, 10 self-tuning neighbours,
-    class-mass normalisation, scale-free temperature ``16``, ``beta=0.3``)
-    were chosen by measurement; :meth:`paper` gives the paper's literal
-    configuration (``n_neighbors=50``, ``gamma=3``, combinatorial
-    Laplacian, ``temperature=4`` on the raw scores, ``beta=1``).
+    class-mass normalisation, scale-free temperature ``16``, weights in
+    units of the graph's affinities and ``beta=0.3``, less than the
+    ``beta=1`` that suits trusted negatives, because mined negatives are
+    often wrong when labels are few) were chosen by measurement;
+    :meth:`paper` gives the paper's literal configuration
+    (``n_neighbors=50``, ``gamma=3``, combinatorial Laplacian,
+    ``temperature=4`` on the raw scores).
 
     Read more in the :ref:`User Guide <user_guide>`.
 
@@ -695,16 +717,8 @@ _HARDNEGATIVELP_DOC = (
         Temperature ``lambda`` of eq. 20. With ``scale_free=True`` it is in
         units of a typical row's spread (the paper's value is 4 on the raw
         scores).
-    scale_free : bool, default=True
-        ``True``: the softmax of eq. 20 acts on the neighbour average
-        without ``j`` (eq. 19), centred per row and divided by the mean
-        spread of the rows of ``F``, and each weight is multiplied by the
-        edge's affinity ``w_ij``, so that neither the scale of ``F`` nor
-        that of the graph weights matters. ``False``: eq. 20 and eq. 22
-        literally, where the useful ``temperature`` depends on the degrees
-        and on ``mu``.
 """
-    + _SHARED_PARAMS_DOC
+    + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "0.3")
     + """
     Attributes
     ----------"""
@@ -721,7 +735,7 @@ _HARDNEGATIVELP_DOC = (
     >>> from sklearn_mixedlp.datasets import mask_labels
     >>> X, y = load_digits(return_X_y=True)
     >>> y_train = mask_labels(y, 5, random_state=0)  # 5 labels per class
-    >>> hn = HardNegativeLP().fit(X, y_train)
+    >>> hn = HardNegativeLP().fit(X, y_train)  # beta=0.3
     >>> round(float((hn.transduction_ == y).mean()), 2)
     0.97
     >>> hn.dissimilarity_.shape
@@ -737,13 +751,11 @@ class HardNegativeLP(_BaseMixedLP):
         **_BaseMixedLP._parameter_constraints,
         "mining": [StrOptions({"hard", "control"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
-        "scale_free": ["boolean"],
     }
 
     _PAPER_PARAMS = {
         **_BaseMixedLP._PAPER_PARAMS,
         "temperature": 4.0,
-        "scale_free": False,
     }
 
     def __init__(
@@ -751,7 +763,6 @@ class HardNegativeLP(_BaseMixedLP):
         mining="hard",
         *,
         temperature=16.0,
-        scale_free=True,
         n_neighbors=10,
         kernel="self_tuning",
         gamma=3.0,
@@ -759,6 +770,7 @@ class HardNegativeLP(_BaseMixedLP):
         mu=1 / 99,
         beta=0.3,
         class_mass_normalization=True,
+        scale_free=True,
         dissimilarity_loss="mixed",
         knn_backend="auto",
         solver="auto",
@@ -771,7 +783,6 @@ class HardNegativeLP(_BaseMixedLP):
     ):
         self.mining = mining
         self.temperature = temperature
-        self.scale_free = scale_free
         self.n_neighbors = n_neighbors
         self.kernel = kernel
         self.gamma = gamma
@@ -779,6 +790,7 @@ class HardNegativeLP(_BaseMixedLP):
         self.mu = mu
         self.beta = beta
         self.class_mass_normalization = class_mass_normalization
+        self.scale_free = scale_free
         self.dissimilarity_loss = dissimilarity_loss
         self.knn_backend = knn_backend
         self.solver = solver

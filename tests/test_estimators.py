@@ -855,11 +855,13 @@ def test_negative_pairs_equal_sparse_matrix_and_are_symmetrised(small_digits):
     from_reversed = clone(est).fit(X, y, negatives=np.array(reversed_pairs))
     plain = clone(est).fit(X, y)
 
+    # scale_free=True (default): weight 1 is an average edge of the graph
+    expected = expected * plain.affinity_.data.mean()
     D = from_pairs.dissimilarity_
     np.testing.assert_array_equal(D.toarray(), D.T.toarray())
-    np.testing.assert_array_equal(D.toarray(), expected)
+    np.testing.assert_allclose(D.toarray(), expected, rtol=1e-14)
     for other in (from_upper, from_lower, from_sym, from_reversed):
-        np.testing.assert_array_equal(other.dissimilarity_.toarray(), expected)
+        np.testing.assert_allclose(other.dissimilarity_.toarray(), expected, rtol=1e-14)
         np.testing.assert_array_equal(
             other.label_distributions_, from_pairs.label_distributions_
         )
@@ -872,7 +874,7 @@ def test_negative_pairs_equal_sparse_matrix_and_are_symmetrised(small_digits):
 
 def test_negative_pairs_without_weights_and_both_orders(small_digits):
     X, _, y, _ = small_digits
-    est = MixedLabelPropagation(n_neighbors=8, knn_backend="exact")
+    est = MixedLabelPropagation(n_neighbors=8, knn_backend="exact", scale_free=False)
     a = clone(est).fit(X, y, negatives=[(0, 5), (3, 7)])
     # (i, j) and (j, i) are one pair: max(S, S^T), not a sum
     b = clone(est).fit(X, y, negatives=np.array([(0, 5), (5, 0), (3, 7)]))
@@ -881,6 +883,11 @@ def test_negative_pairs_without_weights_and_both_orders(small_digits):
     np.testing.assert_array_equal(a.dissimilarity_.toarray(), expected)
     np.testing.assert_array_equal(b.dissimilarity_.toarray(), expected)
     np.testing.assert_array_equal(a.label_distributions_, b.label_distributions_)
+    # scale_free=True: the same pairs, in units of the mean affinity
+    c = clone(est).set_params(scale_free=True).fit(X, y, negatives=[(0, 5), (3, 7)])
+    np.testing.assert_allclose(
+        c.dissimilarity_.toarray(), expected * c.affinity_.data.mean(), rtol=1e-14
+    )
 
 
 def test_fit_negatives_override_mom(small_digits):
