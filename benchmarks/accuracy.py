@@ -142,7 +142,11 @@ def _default(cls):
 
 # name -> (group, runner, needs graphlearning)
 METHODS = {
-    "Original LP (Zhou)": (PAPER, _paper(MixedLabelPropagation, laplacian="normalized"), False),
+    "Original LP (Zhou)": (
+        PAPER,
+        _paper(MixedLabelPropagation, laplacian="normalized"),
+        False,
+    ),
     "LP (eq. 16)": (PAPER, _paper(MixedLabelPropagation), False),
     "MoM": (PAPER, _paper(MixedLabelPropagation, "mom"), False),
     "Control": (PAPER, _paper(HardNegativeLP, "control"), False),
@@ -176,8 +180,10 @@ def time_limit(seconds):
 def run_dataset(name, seeds, rates, methods, time_limit_s, writer, log):
     X, y = load(name)
     ctx = Context(X, has_graphlearning=any(m[2] for m in methods.values()))
-    log(f"{name}: {X.shape[0]} rows x {X.shape[1]} features, {y.max() + 1} classes; "
-        f"shared graph {ctx.graph_seconds:.1f}s")
+    log(
+        f"{name}: {X.shape[0]} rows x {X.shape[1]} features, {y.max() + 1} classes; "
+        f"shared graph {ctx.graph_seconds:.1f}s"
+    )
     timed_out = set()
     for rate in rates:
         for seed in seeds:
@@ -208,7 +214,9 @@ def mean_ci(values):
         return float("nan"), float("nan")
     if values.size == 1:
         return float(values[0]), float("nan")
-    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+    half = (
+        stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+    )
     return float(values.mean()), float(half)
 
 
@@ -217,8 +225,14 @@ def read_results(path):
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
             rows.append(
-                (r["dataset"], int(r["labels_per_class"]), int(r["seed"]), r["method"],
-                 float(r["accuracy"]), float(r["seconds"]))
+                (
+                    r["dataset"],
+                    int(r["labels_per_class"]),
+                    int(r["seed"]),
+                    r["method"],
+                    float(r["accuracy"]),
+                    float(r["seconds"]),
+                )
             )
     return rows
 
@@ -240,7 +254,7 @@ def rst_table(header, body):
     cells = [header, *body]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     rule = "  ".join("=" * w for w in widths)
-    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
     return "\n".join([rule, line(header), rule, *map(line, body), rule])
 
 
@@ -251,7 +265,10 @@ def accuracy_table(rows, datasets, rate, methods):
         for method, (g, _, _) in methods.items():
             if g != group:
                 continue
-            body.append([method] + [fmt(*summarise(rows, d, rate, method)[:2]) for d in datasets])
+            body.append(
+                [method]
+                + [fmt(*summarise(rows, d, rate, method)[:2]) for d in datasets]
+            )
     return rst_table(header, body)
 
 
@@ -267,7 +284,12 @@ def time_table(rows, datasets, rate, methods):
 def verdict(rows, datasets, rate):
     """Is ``HardNegativeLP()`` within the CI of the best peer, and is it
     better than plain LP?"""
-    peers = ["Original LP (Zhou)", "LabelSpreading(kernel='knn')", "GL Laplace", "GL Poisson"]
+    peers = [
+        "Original LP (Zhou)",
+        "LabelSpreading(kernel='knn')",
+        "GL Laplace",
+        "GL Poisson",
+    ]
     lines = []
     for d in datasets:
         ours, ours_half, _, _ = summarise(rows, d, rate, "HardNegativeLP()")
@@ -278,7 +300,9 @@ def verdict(rows, datasets, rate):
         (peer_mean, peer_half), peer = best
         lp = summarise(rows, d, rate, "LP (eq. 16)")[0]
         slack = np.hypot(ours_half, peer_half)
-        status = "at least as accurate" if ours >= peer_mean - slack else "LESS accurate"
+        status = (
+            "at least as accurate" if ours >= peer_mean - slack else "LESS accurate"
+        )
         lines.append(
             f"- {d}: HardNegativeLP() {ours:.3f} vs best peer {peer} {peer_mean:.3f} "
             f"({status} within the combined 95% interval {slack:.3f}); "
@@ -295,22 +319,36 @@ def plot_accuracy(rows, datasets, rate, methods, path):
 
     names = list(methods)
     colors = {PAPER: "tab:blue", PEER: "tab:gray", OURS: "tab:red"}
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 0.32 * len(names) + 1.5),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(datasets),
+        figsize=(3.6 * len(datasets), 0.32 * len(names) + 1.5),
+        sharey=True,
+        squeeze=False,
+    )
     for ax, d in zip(axes[0], datasets):
         for pos, m in enumerate(names):
             mean, half, _, _ = summarise(rows, d, rate, m)
             if np.isnan(mean):
                 continue
-            ax.errorbar(mean, pos, xerr=0 if np.isnan(half) else half, fmt="o",
-                        color=colors[methods[m][0]], capsize=3)
+            ax.errorbar(
+                mean,
+                pos,
+                xerr=0 if np.isnan(half) else half,
+                fmt="o",
+                color=colors[methods[m][0]],
+                capsize=3,
+            )
         ax.set_title(d)
         ax.set_xlabel("accuracy (unlabeled rows)")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(names)), names)
     axes[0][0].invert_yaxis()
-    fig.suptitle(f"{rate} labels per class: mean and 95% interval over the draws "
-                 "(blue: paper configuration, gray: peers, red: defaults)", fontsize=10)
+    fig.suptitle(
+        f"{rate} labels per class: mean and 95% interval over the draws "
+        "(blue: paper configuration, gray: peers, red: defaults)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -322,7 +360,9 @@ def plot_sweep(rows, datasets, rates, methods, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False
+    )
     styles = {PAPER: "--", PEER: ":", OURS: "-"}
     for ax, d in zip(axes[0], datasets):
         for m, (group, _, _) in methods.items():
@@ -330,9 +370,21 @@ def plot_sweep(rows, datasets, rates, methods, path):
             halves = np.array([summarise(rows, d, r, m)[1] for r in rates])
             if np.all(np.isnan(means)):
                 continue
-            line, = ax.plot(rates, means, styles[group], marker="o", label=m,
-                            linewidth=2.5 if group == OURS else 1.2)
-            ax.fill_between(rates, means - halves, means + halves, alpha=0.12, color=line.get_color())
+            (line,) = ax.plot(
+                rates,
+                means,
+                styles[group],
+                marker="o",
+                label=m,
+                linewidth=2.5 if group == OURS else 1.2,
+            )
+            ax.fill_between(
+                rates,
+                means - halves,
+                means + halves,
+                alpha=0.12,
+                color=line.get_color(),
+            )
         ax.set_xscale("log")
         ax.set_xticks(rates, [str(r) for r in rates])
         ax.set_xlabel("labels per class")
@@ -350,19 +402,25 @@ def write_report(rows, args, out):
     rate = args.n_labeled
     seeds = f"seeds {', '.join(map(str, args.seeds))}"
     text = [
-        f"Accuracy on the unlabeled rows, {rate} labels per class, {len(args.seeds)} draws "
-        f"({seeds}): mean ± 95% confidence interval. n/f: did not finish within "
-        f"{args.time_limit:.0f} s. Produced by ``python benchmarks/accuracy.py``.",
+        (
+            f"Accuracy on the unlabeled rows, {rate} labels per class, {len(args.seeds)} draws "
+            f"({seeds}): mean ± 95% confidence interval. n/f: did not finish within "
+            f"{args.time_limit:.0f} s. Produced by ``python benchmarks/accuracy.py``."
+        ),
         "",
         accuracy_table(rows, datasets, rate, METHODS),
         "",
-        f"Median fit time in seconds ({rate} labels per class; the paper-configuration "
-        "methods reuse a precomputed graph, the others build their own):",
+        (
+            f"Median fit time in seconds ({rate} labels per class; the paper-configuration "
+            "methods reuse a precomputed graph, the others build their own):"
+        ),
         "",
         time_table(rows, datasets, rate, METHODS),
         "",
-        "Defaults against the best peer (Original LP, LabelSpreading, GraphLearning "
-        "Laplace and Poisson):",
+        (
+            "Defaults against the best peer (Original LP, LabelSpreading, GraphLearning "
+            "Laplace and Poisson):"
+        ),
         "",
         verdict(rows, datasets, rate),
         "",
@@ -371,8 +429,10 @@ def write_report(rows, args, out):
     plot_accuracy(rows, datasets, rate, METHODS, out / "accuracy.png")
     if args.sweep_datasets:
         sweep = [
-            f"Label-rate sweep: accuracy on the unlabeled rows, {len(args.seeds)} draws "
-            f"({seeds}), mean ± 95% confidence interval.",
+            (
+                f"Label-rate sweep: accuracy on the unlabeled rows, {len(args.seeds)} draws "
+                f"({seeds}), mean ± 95% confidence interval."
+            ),
             "",
         ]
         for d in args.sweep_datasets:
@@ -383,29 +443,43 @@ def write_report(rows, args, out):
             ]
             sweep += [f"**{d}**", "", rst_table(header, body), ""]
         (out / "label_rate.rst").write_text("\n".join(sweep))
-        plot_sweep(rows, args.sweep_datasets, args.sweep_rates, METHODS, out / "label_rate.png")
+        plot_sweep(
+            rows, args.sweep_datasets, args.sweep_rates, METHODS, out / "label_rate.png"
+        )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=DATASETS
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--n-labeled", type=int, default=5)
-    parser.add_argument("--sweep-datasets", nargs="*", default=["digits", "penbased"],
-                        choices=DATASETS)
+    parser.add_argument(
+        "--sweep-datasets", nargs="*", default=["digits", "penbased"], choices=DATASETS
+    )
     parser.add_argument("--sweep-rates", nargs="+", type=int, default=list(RATES))
-    parser.add_argument("--time-limit", type=float, default=600.0,
-                        help="seconds per fit before a method is reported as not finished")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=600.0,
+        help="seconds per fit before a method is reported as not finished",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("doc/benchmarks"))
-    parser.add_argument("--report-only", action="store_true",
-                        help="rebuild the tables and figures from accuracy.csv")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild the tables and figures from accuracy.csv",
+    )
     args = parser.parse_args(argv)
 
     try:
         import graphlearning  # noqa: F401
     except ImportError:
-        print("graphlearning is not installed: its methods are skipped "
-              "(pip install graphlearning).")
+        print(
+            "graphlearning is not installed: its methods are skipped "
+            "(pip install graphlearning)."
+        )
         for name in [m for m, v in METHODS.items() if v[2]]:
             del METHODS[name]
 
@@ -423,9 +497,13 @@ def main(argv=None):
 
         with open(path, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["dataset", "labels_per_class", "seed", "method", "accuracy", "seconds"])
+            writer.writerow(
+                ["dataset", "labels_per_class", "seed", "method", "accuracy", "seconds"]
+            )
             for d, rates in plan.items():
-                run_dataset(d, args.seeds, sorted(rates), METHODS, args.time_limit, writer, log)
+                run_dataset(
+                    d, args.seeds, sorted(rates), METHODS, args.time_limit, writer, log
+                )
                 fh.flush()
     rows = read_results(path)
     write_report(rows, args, out)
