@@ -116,14 +116,17 @@ def run_seed(name, X_raw, y, seed, args, sizes, epoch_times):
         lr=args.lr, batch_size=args.batch_size, validation_data=(X_val, y_val),
         device="cpu", random_state=seed,
     )
+    def make(cls):
+        return cls.paper() if args.config == "paper" else cls()
+
     learners = {
         # n_epochs=0: only the warm-up epochs on the labeled rows.
-        "labeled only": DeepMetricLearner(MixedLabelPropagation(), n_epochs=0, **common),
+        "labeled only": DeepMetricLearner(make(MixedLabelPropagation), n_epochs=0, **common),
         "plain-LP pseudolabels": DeepMetricLearner(
-            MixedLabelPropagation(), n_epochs=args.n_epochs, **common
+            make(MixedLabelPropagation), n_epochs=args.n_epochs, **common
         ),
         "HardNegativeLP pseudolabels": DeepMetricLearner(
-            HardNegativeLP(), n_epochs=args.n_epochs, **common
+            make(HardNegativeLP), n_epochs=args.n_epochs, **common
         ),
     }
     for method, dml in learners.items():
@@ -167,6 +170,8 @@ def main(argv=None):
                    help="stratified subsample of the validation and of the test rows")
     p.add_argument("--labels-per-class", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--config", choices=["defaults", "paper"], default="defaults",
+                   help="the estimators' defaults or their .paper() configuration")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--output-dir", default="doc/benchmarks")
     args = p.parse_args(argv)
