@@ -16,7 +16,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_array
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
     StrOptions,
@@ -94,15 +94,16 @@ def _dense_block(M):
     return M.toarray() if sp.issparse(M) else np.asarray(M)
 
 
-def _drop_self(sim, idx, k):
+def _drop_self(sim, idx, k, rows=None):
     """Remove each row's own index from a ``k + 1`` neighbour list.
 
-    Row ``r`` of ``idx`` lists neighbours of training row ``r``. If ``r``
-    appears, it is removed; otherwise (an exact duplicate outranked it) the
-    last neighbour is dropped.
+    Row ``r`` of ``idx`` lists neighbours of training row ``rows[r]``
+    (default ``r``). If that row appears, it is removed; otherwise (an
+    exact duplicate outranked it) the last neighbour is dropped.
     """
     n = idx.shape[0]
-    is_self = idx == np.arange(n)[:, None]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    is_self = idx == rows[:, None]
     # Drop the self entry, or the last column when self was not returned.
     drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), idx.shape[1] - 1)
     keep = np.ones(idx.shape, dtype=bool)
@@ -249,6 +250,65 @@ class NeighborIndex:
             faiss = import_optional("faiss", "unpickling a faiss index")
             state["_faiss"] = faiss.deserialize_index(state["_faiss"])
         self.__dict__.update(state)
+
+
+def neighbor_recall(V, idx, k=None, *, n_queries=1000, random_state=None):
+    """Recall@k of self-kNN lists against exact search on sampled rows.
+
+    Exact neighbours are searched (blocked, as the ``'exact'`` backend) only
+    for a random sample of query rows, so the cost is ``n_queries`` rows
+    against all rows, never N x N. Meant to check an approximate backend,
+    e.g. ``neighbor_recall(V, NeighborIndex('faiss').fit(V, k)
+    .self_kneighbors(V, k)[1])``.
+
+    Parameters
+    ----------
+    V : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        The L2-normalised rows that were searched.
+    idx : array-like of shape (n_samples, n_neighbors)
+        Neighbour indices of every row of ``V``, self excluded, nearest
+        first.
+    k : int, default=None
+        Recall of the first ``k`` columns of ``idx`` against the exact
+        ``k`` nearest neighbours; default ``idx.shape[1]``.
+    n_queries : int, default=1000
+        Number of rows sampled without replacement (all rows when there
+        are fewer).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the sample.
+
+    Returns
+    -------
+    recall : float
+        Mean over the sampled rows of the fraction of their exact ``k``
+        nearest neighbours found in ``idx`` (1 for exact search, up to
+        ties at the ``k``-th similarity).
+    """
+    idx = np.asarray(idx)
+    n_samples = V.shape[0]
+    if idx.ndim != 2 or idx.shape[0] != n_samples:
+        raise ValueError(
+            f"idx must have shape (n_samples, n_neighbors) = ({n_samples}, ...); "
+            f"got {idx.shape}."
+        )
+    k = idx.shape[1] if k is None else k
+    if not 1 <= k <= min(idx.shape[1], n_samples - 1):
+        raise ValueError(
+            f"k={k} must be between 1 and min(idx.shape[1], n_samples - 1) = "
+            f"{min(idx.shape[1], n_samples - 1)}."
+        )
+    rng = check_random_state(random_state)
+    rows = rng.choice(n_samples, size=min(n_queries, n_samples), replace=False)
+    exact = NeighborIndex("exact").fit(V, k)
+    _, ref = _drop_self(*exact.kneighbors(V[rows], k + 1), k, rows)
+    found = idx[rows, :k]
+    # Each exact neighbour counts once, whether or not idx repeats it.
+    chunk = max(1, 2**22 // (k * k))
+    hits = sum(
+        int((ref[s : s + chunk, :, None] == found[s : s + chunk, None, :]).any(2).sum())
+        for s in range(0, rows.size, chunk)
+    )
+    return hits / ref.size
 
 
 def resolve_knn_backend(backend, n_samples, sparse_input):

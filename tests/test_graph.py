@@ -8,6 +8,7 @@ from sklearn_mixedlp._graph import (
     NeighborIndex,
     knn_affinity,
     l2_normalize,
+    neighbor_recall,
     symmetrize,
 )
 
@@ -170,3 +171,20 @@ def test_knn_graph_is_the_estimators_graph(kernel):
         knn_graph(X, knn_backend="precomputed")
     with pytest.raises(ValueError, match="kernel"):
         knn_graph(X, kernel="rbf")
+
+
+def test_neighbor_recall_exact_and_corrupted(sphere_data):
+    k = 10
+    _, idx = NeighborIndex("exact").fit(sphere_data, k).self_kneighbors(sphere_data, k)
+    assert neighbor_recall(sphere_data, idx) == 1.0
+    assert neighbor_recall(sphere_data, idx, k=4, n_queries=50, random_state=0) == 1.0
+    # The last 3 neighbours replaced by the farthest rows: 7 of 10 found.
+    far = np.argsort(sphere_data @ sphere_data.T, axis=1)[:, :3]
+    corrupted = np.concatenate([idx[:, :7], far], axis=1)
+    assert neighbor_recall(sphere_data, corrupted, random_state=0) == pytest.approx(0.7)
+    # A neighbour repeated counts once.
+    assert neighbor_recall(sphere_data, np.repeat(idx[:, :1], k, axis=1)) == 0.1
+    with pytest.raises(ValueError, match="idx must have shape"):
+        neighbor_recall(sphere_data, idx[:10])
+    with pytest.raises(ValueError, match="k=11"):
+        neighbor_recall(sphere_data, idx, k=11)
