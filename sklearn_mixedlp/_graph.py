@@ -25,7 +25,7 @@ from sklearn.utils._param_validation import (
 
 from ._utils import import_optional, is_installed
 
-KNN_BACKENDS = ("auto", "exact", "faiss", "pynndescent", "precomputed")
+KNN_BACKENDS = ("auto", "exact", "torch", "faiss", "pynndescent", "precomputed")
 
 # Above this many training rows the faiss backend switches from the exact
 # IndexFlatIP to an approximate HNSW index.
@@ -115,18 +115,24 @@ class NeighborIndex:
     """Maximum-inner-product neighbour search on L2-normalised rows.
 
     One small interface over several backends; the fitted index can be
-    pickled (faiss indexes are serialised to bytes).
+    pickled (faiss indexes are serialised to bytes, the torch backend keeps
+    numpy rows, so an index fitted on a GPU loads on a machine without one).
 
     Parameters
     ----------
-    backend : {'exact', 'faiss', 'pynndescent'}, default='exact'
+    backend : {'exact', 'torch', 'faiss', 'pynndescent'}, default='exact'
         ``'exact'``: blocked brute force with numpy (dense or sparse rows).
-        ``'faiss'``: ``IndexFlatIP`` up to ``exact_max_samples`` rows, an
-        HNSW index above. ``'pynndescent'``: approximate NN-descent graph
-        of the training rows; new rows are searched exactly.
+        ``'torch'``: blocked brute force with torch on ``device`` (float32,
+        dense rows). ``'faiss'``: ``IndexFlatIP`` up to
+        ``exact_max_samples`` rows, an HNSW index above.
+        ``'pynndescent'``: approximate NN-descent graph of the training
+        rows; new rows are searched exactly.
     exact_max_samples : int, default=200_000
         Size threshold of the faiss backend.
-    random_state : int or None, default=None
+    device : str, default='auto'
+        Device of the torch backend: ``'auto'`` (CUDA when available),
+        ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+    random_state : int, RandomState instance or None, default=None
         Seed of the approximate backends.
     n_jobs : int or None, default=None
         Threads of the pynndescent backend.
@@ -137,11 +143,13 @@ class NeighborIndex:
         backend="exact",
         *,
         exact_max_samples=FAISS_EXACT_MAX_SAMPLES,
+        device="auto",
         random_state=None,
         n_jobs=None,
     ):
         self.backend = backend
         self.exact_max_samples = exact_max_samples
+        self.device = device
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -156,6 +164,10 @@ class NeighborIndex:
         self.n_samples_ = V.shape[0]
         if self.backend == "exact":
             self._V = V
+        elif self.backend == "torch":
+            _require_dense(V, "torch")
+            self.device_ = resolve_knn_device(self.device)
+            self._V = V  # numpy: moved to the device for each search
         elif self.backend == "faiss":
             self._fit_faiss(V)
         elif self.backend == "pynndescent":
@@ -175,11 +187,7 @@ class NeighborIndex:
 
     def _fit_faiss(self, V):
         faiss = import_optional("faiss", "knn_backend='faiss'")
-        if sp.issparse(V):
-            raise TypeError(
-                "knn_backend='faiss' does not accept sparse X; use "
-                "knn_backend='exact' or 'pynndescent', or densify X."
-            )
+        _require_dense(V, "faiss")
         V32 = np.ascontiguousarray(V, dtype=np.float32)
         d = V32.shape[1]
         if V32.shape[0] <= self.exact_max_samples:
@@ -205,6 +213,9 @@ class NeighborIndex:
         """
         if self.backend == "faiss":
             return self._faiss_kneighbors(Q, k)
+        if self.backend == "torch":
+            _require_dense(Q, "torch")
+            return self._torch_kneighbors(Q, k)
         return self._exact_kneighbors(Q, k)
 
     def self_kneighbors(self, V, k):
@@ -218,6 +229,9 @@ class NeighborIndex:
             self._nnd = None
             sim = 1.0 - dist[:, : k + 1]  # metric='cosine' distance
             return _drop_self(sim, idx[:, : k + 1], k)
+        if self.backend == "torch":
+            # The training rows are their own queries: one transfer.
+            return self._torch_kneighbors(self._V, k, exclude_self=True)
         sim, idx = self.kneighbors(V, k + 1)
         return _drop_self(sim, idx, k)
 
@@ -232,6 +246,19 @@ class NeighborIndex:
             sims.append(s)
             idxs.append(i)
         return np.vstack(sims), np.vstack(idxs)
+
+    def _torch_kneighbors(self, Q, k, exclude_self=False):
+        from ._torch_knn import torch_kneighbors
+
+        sim, idx = torch_kneighbors(
+            self._V,
+            Q,
+            k,
+            device=self.device_,
+            exclude_self=exclude_self,
+            dtype=np.float32,
+        )
+        return sim.astype(np.float64, copy=False), idx
 
     def _faiss_kneighbors(self, Q, k):
         sim, idx = self._faiss.search(np.ascontiguousarray(Q, dtype=np.float32), k)
@@ -249,7 +276,70 @@ class NeighborIndex:
         if "_faiss" in state:
             faiss = import_optional("faiss", "unpickling a faiss index")
             state["_faiss"] = faiss.deserialize_index(state["_faiss"])
+        if _is_cuda(state.get("device_")) and not _cuda_available():
+            # Fitted on a GPU, loaded without one: search on the CPU.
+            if state["device"] != "auto":
+                warnings.warn(
+                    f"This neighbour index was fitted on device="
+                    f"{state['device_']!r}, which is not available here; "
+                    "searching on the CPU instead.",
+                    UserWarning,
+                )
+            state["device_"] = "cpu"
         self.__dict__.update(state)
+
+
+def _require_dense(V, backend):
+    if sp.issparse(V):
+        raise TypeError(
+            f"knn_backend={backend!r} does not accept sparse X; use "
+            "knn_backend='exact' or 'pynndescent', or densify X."
+        )
+
+
+def _is_cuda(device):
+    return isinstance(device, str) and device.startswith("cuda")
+
+
+def _cuda_available():
+    if not is_installed("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_device(device):
+    if not (device in ("auto", "cpu") or _is_cuda(device)):
+        raise ValueError(
+            f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
+
+
+def resolve_knn_device(device):
+    """The torch device of the ``'torch'`` backend for ``device``.
+
+    ``'auto'`` is CUDA when available, else the CPU.
+
+    Raises
+    ------
+    ImportError
+        If torch is not installed (the message names the extra).
+    ValueError
+        For an unknown device, or a CUDA device that is not available.
+    """
+    _check_device(device)
+    torch = import_optional("torch", "knn_backend='torch'")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available (no GPU, "
+            "or torch was built without CUDA); use device='cpu' or 'auto'."
+        )
+    return device
 
 
 def neighbor_recall(V, idx, k=None, *, n_queries=1000, random_state=None):
@@ -311,14 +401,20 @@ def neighbor_recall(V, idx, k=None, *, n_queries=1000, random_state=None):
     return hits / ref.size
 
 
-def resolve_knn_backend(backend, n_samples, sparse_input):
+def resolve_knn_backend(backend, n_samples, sparse_input, device="cpu"):
     """Turn ``'auto'`` into a concrete backend name (SPEC 1.4).
 
-    ``'auto'`` uses faiss for dense data when installed, exact search for
-    sparse or small data, then pynndescent for large data when installed.
+    ``'auto'`` uses exact torch search on the GPU for dense data when torch
+    is installed and ``device`` is CUDA (or ``'auto'`` with a CUDA device
+    available); otherwise faiss for dense data when installed, exact
+    search for sparse or small data, then pynndescent for large data when
+    installed.
     """
     if backend != "auto":
         return backend
+    if not sparse_input and (_is_cuda(device) or device == "auto"):
+        if _cuda_available():
+            return "torch"
     if not sparse_input and is_installed("faiss"):
         return "faiss"
     if n_samples <= EXACT_AUTO_MAX_SAMPLES or not is_installed("pynndescent"):
@@ -434,8 +530,13 @@ def check_precomputed_graph(G, n_samples=None):
     return G
 
 
-def build_knn_affinity(X, n_neighbors, kernel, gamma, backend, random_state=None):
+def build_knn_affinity(
+    X, n_neighbors, kernel, gamma, backend, random_state=None, device="cpu"
+):
     """Normalise ``X``, search its neighbours and weight them.
+
+    ``device`` is the device of the torch backend (and where ``'auto'``
+    looks for a GPU).
 
     Returns ``(A, knn, index, zero, k, backend)``: the directed affinities
     (see :func:`knn_affinity`), the boolean kNN adjacency, the fitted
@@ -445,8 +546,9 @@ def build_knn_affinity(X, n_neighbors, kernel, gamma, backend, random_state=None
     n_samples = X.shape[0]
     V, zero = l2_normalize(X)
     k = clip_n_neighbors(n_neighbors, n_samples)
-    backend = resolve_knn_backend(backend, n_samples, sp.issparse(X))
-    index = NeighborIndex(backend, random_state=random_state).fit(V, k)
+    backend = resolve_knn_backend(backend, n_samples, sp.issparse(X), device)
+    index = NeighborIndex(backend, device=device, random_state=random_state)
+    index.fit(V, k)
     sim, idx = index.self_kneighbors(V, k)
     knn = mutual_knn_graph(idx, n_samples)
     sim[zero] = 0.0
@@ -461,6 +563,7 @@ def build_knn_affinity(X, n_neighbors, kernel, gamma, backend, random_state=None
         "kernel": [StrOptions(set(KERNELS))],
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "knn_backend": [StrOptions(set(KNN_BACKENDS) - {"precomputed"})],
+        "device": [str],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -472,6 +575,7 @@ def knn_graph(
     kernel="self_tuning",
     gamma=3.0,
     knn_backend="auto",
+    device="auto",
     random_state=None,
 ):
     """Directed kNN affinity graph of the rows of ``X``.
@@ -496,8 +600,12 @@ def knn_graph(
         Affinity kernel, as in the estimators.
     gamma : float, default=3.0
         Exponent of the ``'power'`` kernel.
-    knn_backend : {'auto', 'exact', 'faiss', 'pynndescent'}, default='auto'
+    knn_backend : {'auto', 'exact', 'torch', 'faiss', 'pynndescent'}, \
+            default='auto'
         Neighbour search backend, as in the estimators.
+    device : str, default='auto'
+        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: the device of the
+        ``'torch'`` backend, as in the estimators.
     random_state : int, RandomState instance or None, default=None
         Seed of the approximate backends.
 
@@ -518,5 +626,8 @@ def knn_graph(
     >>> est = HardNegativeLP(knn_backend="precomputed").fit(A, mask_labels(y, 5))
     """
     X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-    A, *_ = build_knn_affinity(X, n_neighbors, kernel, gamma, knn_backend, random_state)
+    _check_device(device)
+    A, *_ = build_knn_affinity(
+        X, n_neighbors, kernel, gamma, knn_backend, random_state, device
+    )
     return A

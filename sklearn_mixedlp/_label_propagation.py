@@ -291,6 +291,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             self.gamma,
             self.knn_backend,
             self.random_state,
+            self.device,
         )
         self.n_neighbors_, self.knn_backend_ = k, backend
         self._index, self._zero_rows = index, zero
@@ -488,14 +489,17 @@ _SHARED_PARAMS_DOC = """
         (eq. 24), an SPD system solved by conjugate gradient. ``'lpdr'``:
         LPDR's ``-sum W^dis_ij (G_ic - G_jc)^2`` (eq. 25), possibly
         indefinite, solved by MINRES on the CPU.
-    knn_backend : {'auto', 'exact', 'faiss', 'pynndescent', 'precomputed'}, \
-            default='auto'
-        Neighbour search. ``'precomputed'``: ``X`` is a sparse non-negative
-        (n_samples, n_samples) affinity / kNN graph ``A`` used in place of
-        eq. 15 (``W = A + A^T``); at predict time, affinities of the new
-        rows to the training rows. ``'auto'``: faiss when installed (exact
-        up to 200,000 rows, HNSW above), else exact search up to 50,000 rows,
-        else pynndescent when installed.
+    knn_backend : {'auto', 'exact', 'torch', 'faiss', 'pynndescent', \
+            'precomputed'}, default='auto'
+        Neighbour search. ``'torch'``: exact blocked search with torch on
+        ``device`` (CUDA, or the CPU), dense ``X``. ``'precomputed'``: ``X``
+        is a sparse non-negative (n_samples, n_samples) affinity / kNN
+        graph ``A`` used in place of eq. 15 (``W = A + A^T``); at predict
+        time, affinities of the new rows to the training rows. ``'auto'``:
+        torch for dense ``X`` when ``device`` is or finds a CUDA device,
+        else faiss when installed (exact up to 200,000 rows, HNSW above),
+        else exact search up to 50,000 rows, else pynndescent when
+        installed.
     solver : {'auto', 'scipy', 'torch'}, default='auto'
         Conjugate-gradient backend. ``'auto'`` uses torch on a GPU when
         one is requested or available, scipy otherwise.

@@ -9,10 +9,19 @@ from sklearn_mixedlp._graph import (
     knn_affinity,
     l2_normalize,
     neighbor_recall,
+    resolve_knn_backend,
     symmetrize,
 )
 
-from .conftest import requires_faiss, requires_pynndescent
+from .conftest import (
+    has_cuda,
+    requires_cuda,
+    requires_faiss,
+    requires_pynndescent,
+    requires_torch,
+)
+
+requires_no_cuda = pytest.mark.skipif(has_cuda(), reason="a CUDA device is available")
 
 
 def brute_force_knn(V, k):
@@ -38,6 +47,8 @@ def sphere_data():
     "backend, min_recall, kwargs",
     [
         ("exact", 0.99, {}),
+        pytest.param("torch", 0.99, {"device": "cpu"}, marks=requires_torch),
+        pytest.param("torch", 0.99, {"device": "cuda"}, marks=requires_cuda),
         pytest.param("faiss", 0.99, {}, marks=requires_faiss),
         # force the approximate HNSW index on this small set
         pytest.param("faiss", 0.9, {"exact_max_samples": 100}, marks=requires_faiss),
@@ -171,6 +182,143 @@ def test_knn_graph_is_the_estimators_graph(kernel):
         knn_graph(X, knn_backend="precomputed")
     with pytest.raises(ValueError, match="kernel"):
         knn_graph(X, kernel="rbf")
+
+
+# -- torch backend --------------------------------------------------------
+def assert_same_neighbour_sets(a, b):
+    (sim_a, idx_a), (sim_b, idx_b) = a, b
+    assert idx_a.shape == idx_b.shape
+    for row, (x, y) in enumerate(zip(idx_a, idx_b)):
+        assert set(x) == set(y), f"row {row}: {sorted(x)} != {sorted(y)}"
+    np.testing.assert_allclose(sim_a, sim_b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "device", [pytest.param("cpu", marks=requires_torch), pytest.param("cuda", marks=requires_cuda)]
+)
+def test_torch_backend_equals_exact(sphere_data, device):
+    k = 10
+    exact = NeighborIndex("exact").fit(sphere_data, k)
+    index = NeighborIndex("torch", device=device).fit(sphere_data, k)
+    assert index.device_ == device
+    assert isinstance(index._V, np.ndarray)  # the fitted index holds numpy rows
+    assert_same_neighbour_sets(
+        index.self_kneighbors(sphere_data, k), exact.self_kneighbors(sphere_data, k)
+    )
+    Q = l2_normalize(sphere_data[:40] + 0.1)[0]
+    got = index.kneighbors(Q, k)
+    assert got[0].dtype == np.float64 and got[1].dtype == np.int64
+    assert_same_neighbour_sets(got, exact.kneighbors(Q, k))
+
+
+@requires_torch
+def test_torch_backend_rejects_sparse_and_bad_device(sphere_data):
+    with pytest.raises(TypeError, match="sparse"):
+        NeighborIndex("torch", device="cpu").fit(sp.csr_matrix(sphere_data), 5)
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        NeighborIndex("torch", device="tpu").fit(sphere_data, 5)
+
+
+@requires_torch
+@requires_no_cuda
+def test_torch_backend_cuda_without_gpu_raises(sphere_data):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        NeighborIndex("torch", device="cuda").fit(sphere_data, 5)
+
+
+@requires_torch
+@requires_no_cuda
+def test_torch_index_fitted_on_gpu_loads_on_cpu(sphere_data):
+    import pickle
+
+    index = NeighborIndex("torch", device="cpu").fit(sphere_data, 5)
+    expected = index.kneighbors(sphere_data[:20], 5)
+    # What an index fitted on a GPU looks like: numpy rows, a CUDA device.
+    index.device, index.device_ = "cuda", "cuda"
+    with pytest.warns(UserWarning, match="searching on the CPU"):
+        restored = pickle.loads(pickle.dumps(index))
+    assert restored.device_ == "cpu"
+    assert_same_neighbour_sets(restored.kneighbors(sphere_data[:20], 5), expected)
+
+
+def _sphere_task(n=400, seed=0):
+    from sklearn_mixedlp.datasets import make_sphere_mixture
+
+    X, y = make_sphere_mixture(n, n_classes=4, n_features=8, random_state=seed)
+    y_masked = np.full_like(y, -1)
+    for c in range(4):
+        y_masked[np.flatnonzero(y == c)[:3]] = c
+    return X, y_masked
+
+
+@requires_torch
+def test_estimator_torch_backend_equals_exact():
+    from sklearn_mixedlp import HardNegativeLP
+
+    X, y = _sphere_task()
+    X_new = _sphere_task(60, seed=1)[0]
+    ref = HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y)
+    est = HardNegativeLP(n_neighbors=8, knn_backend="torch", device="cpu").fit(X, y)
+    assert est.knn_backend_ == "torch"
+    np.testing.assert_array_equal(est.affinity_.indices, ref.affinity_.indices)
+    np.testing.assert_allclose(est.affinity_.data, ref.affinity_.data, rtol=1e-5)
+    np.testing.assert_allclose(
+        est.label_distributions_, ref.label_distributions_, rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_array_equal(est.transduction_, ref.transduction_)
+    np.testing.assert_allclose(
+        est.predict_proba(X_new), ref.predict_proba(X_new), rtol=1e-4, atol=1e-6
+    )
+
+
+@requires_torch
+def test_pickled_torch_backend_estimator_predicts():
+    import pickle
+
+    from sklearn_mixedlp import HardNegativeLP
+
+    X, y = _sphere_task()
+    X_new = _sphere_task(60, seed=1)[0]
+    est = HardNegativeLP(n_neighbors=8, knn_backend="torch", device="cpu").fit(X, y)
+    restored = pickle.loads(pickle.dumps(est))
+    assert type(restored._index._V) is np.ndarray  # loads without torch tensors
+    np.testing.assert_array_equal(restored.predict(X_new), est.predict(X_new))
+    np.testing.assert_allclose(restored.predict_proba(X_new), est.predict_proba(X_new))
+
+
+@requires_cuda
+def test_auto_backend_picks_torch_on_cuda():
+    from sklearn_mixedlp import HardNegativeLP
+
+    X, y = _sphere_task()
+    ref = HardNegativeLP(n_neighbors=8, knn_backend="exact", device="cpu").fit(X, y)
+    est = HardNegativeLP(n_neighbors=8, device="cuda").fit(X, y)
+    assert est.knn_backend_ == "torch"
+    assert est._index.device_ == "cuda"
+    np.testing.assert_array_equal(est.transduction_, ref.transduction_)
+
+
+def test_auto_backend_without_cuda_request_is_not_torch():
+    for device in ("cpu", "auto") if not has_cuda() else ("cpu",):
+        assert resolve_knn_backend("auto", 1000, False, device) != "torch"
+    assert resolve_knn_backend("auto", 1000, True, "auto") != "torch"  # sparse
+    assert resolve_knn_backend("torch", 1000, False, "cpu") == "torch"
+
+
+def test_missing_torch_names_the_extra(monkeypatch, sphere_data):
+    import importlib
+
+    real_import = importlib.import_module
+
+    def fake_import(name, *args):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    with pytest.raises(ImportError, match=r"pip install 'sklearn-mixedlp\[torch\]'"):
+        NeighborIndex("torch", device="cpu").fit(sphere_data, 5)
+    assert resolve_knn_backend("auto", 1000, False, "cuda") != "torch"
 
 
 def test_neighbor_recall_exact_and_corrupted(sphere_data):
