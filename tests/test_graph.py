@@ -50,7 +50,7 @@ def sphere_data():
         pytest.param("torch", 0.99, {"device": "cpu"}, marks=requires_torch),
         pytest.param("torch", 0.99, {"device": "cuda"}, marks=requires_cuda),
         pytest.param("faiss", 0.99, {}, marks=requires_faiss),
-        # force the approximate HNSW index on this small set
+        # force the approximate IVF index on this small set
         pytest.param("faiss", 0.9, {"exact_max_samples": 100}, marks=requires_faiss),
         pytest.param("pynndescent", 0.9, {"random_state": 0}, marks=requires_pynndescent),
     ],
@@ -319,6 +319,30 @@ def test_missing_torch_names_the_extra(monkeypatch, sphere_data):
     with pytest.raises(ImportError, match=r"pip install 'sklearn-mixedlp\[torch\]'"):
         NeighborIndex("torch", device="cpu").fit(sphere_data, 5)
     assert resolve_knn_backend("auto", 1000, False, "cuda") != "torch"
+
+
+# -- approximate faiss path and recall ------------------------------------
+@requires_faiss
+def test_faiss_ivf_path_has_recall(sphere_data):
+    import faiss
+
+    k = 15
+    threads = faiss.omp_get_max_threads()
+    index = NeighborIndex("faiss", exact_max_samples=500, random_state=0)
+    index.fit(sphere_data, k)
+    assert isinstance(index._faiss, faiss.IndexIVFFlat), "approximate path not taken"
+    assert faiss.omp_get_max_threads() == threads  # thread setting restored
+    sim, idx = index.self_kneighbors(sphere_data, k)
+    assert not np.any(idx == np.arange(len(sphere_data))[:, None])
+    assert neighbor_recall(sphere_data, idx, n_queries=500, random_state=0) >= 0.9
+    # New rows, and the index survives pickling.
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(index))
+    Q = l2_normalize(sphere_data[:30] + 0.05)[0]
+    np.testing.assert_array_equal(restored.kneighbors(Q, k)[1], index.kneighbors(Q, k)[1])
+    ref_q = np.argsort(-(Q @ sphere_data.T), axis=1)[:, :k]
+    assert recall(index.kneighbors(Q, k)[1], ref_q) >= 0.9
 
 
 def test_neighbor_recall_exact_and_corrupted(sphere_data):
