@@ -3,21 +3,29 @@
 :func:`block_cg` solves ``A X = B`` for a sparse symmetric positive-definite
 ``A`` and all ``C`` right-hand sides at once: one sparse-matrix x dense-block
 product per iteration, Jacobi preconditioning, a relative residual
-tolerance per column. The same loop runs on numpy arrays with a scipy
-sparse matrix (``solver='scipy'``) and on torch tensors with
-``torch.sparse_csr_tensor`` (``solver='torch'``, CUDA or CPU): it only uses
-arithmetic that both array types share.
+tolerance per column. The product runs in scipy (``solver='scipy'``) or in
+``torch.sparse_csr_tensor`` (``solver='torch'``, CUDA or CPU). On the CPU the
+vector updates are fused per row chunk and spread over threads (numpy and
+scipy release the GIL); on CUDA they are whole-tensor torch operations. The
+iterations can run in float32 with float64 residual checks, and on rows
+reordered for locality (reverse Cuthill-McKee); ``benchmarks/cg_bandwidth.py``
+measures what each of these is worth against the memory bandwidth.
 
 :func:`minres_solve` handles the possibly indefinite LPDR system (eq. 25).
 """
 
+import contextlib
+import itertools
+import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
@@ -117,29 +125,446 @@ def resolve_solver(solver, device):
     return "torch", device
 
 
-def _torch_operator(A, device, dtype):
-    torch = import_optional("torch", "solver='torch'")
+# --------------------------------------------------------------------------
+# Block CG building blocks. An iteration is one sparse x dense product and
+# three streaming passes over the N x C blocks; the C-sized quantities (dot
+# products, step lengths, the active mask) are float64 numpy vectors
+# whatever the backend.
+
+# Bytes of one row chunk of the per-thread temporary: it stays in the L2
+# cache while the big blocks stream through once per pass.
+_CHUNK_BYTES = 512 * 1024
+# float32 solves replace the recurrence residual by the true (float64) one
+# each time every active column has dropped by this factor
+_REFRESH = 1e-2
+# ... and at least every this many iterations
+_REFRESH_EVERY = 50
+
+
+def _available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# The product gathers one row of X per stored entry of A. Once X outgrows the
+# last-level cache those gathers come from memory, unless the rows of A are
+# ordered so that neighbours sit close together.
+_CACHE_BYTES = 32 * 2**20
+
+
+def _spread(A, position=None):
+    """Mean ``|i - j|`` over a sample of the stored entries ``(i, j)`` of CSR
+    ``A``, with rows and columns renumbered by ``position`` when given."""
+    if A.nnz == 0:
+        return 0.0
+    k = np.random.default_rng(0).integers(0, A.nnz, min(A.nnz, 2**16))
+    rows, cols = np.searchsorted(A.indptr, k, side="right") - 1, A.indices[k]
+    if position is not None:
+        rows, cols = position[rows], position[cols]
+    return float(np.abs(rows.astype(np.int64) - cols).mean())
+
+
+def _locality_order(A, row_bytes, reorder):
+    """Row permutation that makes the product gather nearby rows, or None.
+
+    ``reorder='rcm'`` always returns the reverse Cuthill-McKee order;
+    ``'auto'`` only when the ``n x C`` block (``row_bytes`` per row) does not
+    fit in the cache and the order at least halves the mean ``|i - j|`` of
+    the stored entries; None keeps the rows as they are.
+    """
+    if reorder not in ("auto", "rcm", None):
+        raise ValueError(f"reorder must be 'auto', 'rcm' or None, got {reorder!r}.")
+    fits = A.shape[0] * row_bytes <= _CACHE_BYTES
+    if reorder is None or (reorder == "auto" and fits):
+        return None
     A = sp.csr_matrix(A)
-    tdtype = torch.float64 if dtype == np.float64 else torch.float32
-    with warnings.catch_warnings():
-        # torch flags its sparse CSR support as beta on construction.
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*", category=UserWarning)
-        At = torch.sparse_csr_tensor(
-            torch.from_numpy(A.indptr.astype(np.int64)),
-            torch.from_numpy(A.indices.astype(np.int64)),
-            torch.from_numpy(A.data.astype(dtype)),
-            size=A.shape,
-            dtype=tdtype,
-            device=device,
-        )
+    perm = reverse_cuthill_mckee(A, symmetric_mode=True)
+    if reorder == "auto":
+        position = np.empty_like(perm)
+        position[perm] = np.arange(len(perm), dtype=perm.dtype)
+        if _spread(A, position) > 0.5 * _spread(A):
+            return None
+    return perm
 
-    def to_device(M):
-        return torch.from_numpy(np.ascontiguousarray(M, dtype=dtype)).to(device)
 
-    def matmul(P):
-        return At @ P
+def _coldot(a, b):
+    """Column dot products ``sum_i a_ij b_ij`` without a temporary."""
+    return np.einsum("ij,ij->j", a, b)
 
-    return matmul, to_device, lambda T: T.double().cpu().numpy()
+
+class _HostBlocks:
+    """The CG vector updates on numpy arrays, fused per row chunk.
+
+    The rows are cut into chunks small enough for a chunk of temporaries to
+    stay in cache, so each update reads and writes every large array once;
+    the chunks are shared among ``n_threads`` threads (numpy releases the
+    GIL). The chunks do not depend on ``n_threads`` and the column sums add
+    the per-chunk sums in chunk order, so results are bitwise identical
+    whatever the number of threads.
+    """
+
+    def __init__(self, inv_diag, n_cols, dtype, n_threads):
+        self.dtype = dtype
+        self.inv_diag = inv_diag.astype(dtype)[:, None]
+        n_rows = inv_diag.shape[0]
+        rows = max(16, _CHUNK_BYTES // max(1, n_cols * np.dtype(dtype).itemsize))
+        self.bounds = np.r_[np.arange(0, n_rows, rows), n_rows]
+        n_chunks = len(self.bounds) - 1
+        self.n_threads = max(1, min(int(n_threads), n_chunks))
+        # thread g handles the contiguous run of chunks groups[g]
+        self.groups = np.array_split(np.arange(n_chunks), self.n_threads)
+        self.tmp = [np.empty((rows, n_cols), dtype) for _ in range(self.n_threads)]
+        self.pool = ThreadPoolExecutor(self.n_threads) if self.n_threads > 1 else None
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def map(self, fn):
+        """``[fn(i, rows_i, tmp) for each chunk i]``, in chunk order."""
+        b = self.bounds
+
+        def run(g):
+            tmp = self.tmp[g]
+            return [
+                fn(i, slice(b[i], b[i + 1]), tmp[: b[i + 1] - b[i]])
+                for i in self.groups[g]
+            ]
+
+        if self.pool is None:
+            return run(0)
+        return [r for part in self.pool.map(run, range(self.n_threads)) for r in part]
+
+    @staticmethod
+    def colsum(parts, n_cols):
+        """Sum of per-chunk column vectors, in float64 and chunk order."""
+        total = np.zeros(n_cols)
+        for part in parts:
+            total += part
+        return total
+
+    def zeros(self, shape):
+        return np.zeros(shape, dtype=self.dtype)
+
+    def empty(self, shape):
+        return np.empty(shape, dtype=self.dtype)
+
+    def asarray(self, M, copy=False):
+        if copy:
+            return np.array(M, dtype=self.dtype, order="C")
+        return np.ascontiguousarray(M, dtype=self.dtype)
+
+    def to_numpy(self, M):
+        return np.asarray(M, dtype=np.float64)
+
+    def dot(self, P, AP):
+        """Column dot products of ``P`` and ``AP``."""
+        return self.colsum(self.map(lambda i, s, t: _coldot(P[s], AP[s])), P.shape[1])
+
+    def _norms(self, r, s, t):
+        np.multiply(r, self.inv_diag[s], out=t)
+        return np.stack([_coldot(r, r), _coldot(r, t)])
+
+    def norms(self, R):
+        """``(sum R^2, sum R D^-1 R)`` per column."""
+        parts = self.map(lambda i, s, t: self._norms(R[s], s, t))
+        rr_rz = self.colsum(parts, (2, R.shape[1]))
+        return rr_rz[0], rr_rz[1]
+
+    def step(self, X, R, P, AP, alpha):
+        """``X += alpha P`` and ``R -= alpha AP`` in one pass; returns
+        :meth:`norms` of the new ``R``."""
+        alpha = alpha.astype(self.dtype)
+
+        def fn(i, s, t):
+            r = R[s]
+            np.multiply(P[s], alpha, out=t)
+            X[s] += t
+            np.multiply(AP[s], alpha, out=t)
+            r -= t
+            return self._norms(r, s, t)
+
+        rr_rz = self.colsum(self.map(fn), (2, R.shape[1]))
+        return rr_rz[0], rr_rz[1]
+
+    def direction(self, P, R, beta):
+        """``P = D^-1 R + beta P``."""
+        beta = beta.astype(self.dtype)
+
+        def fn(i, s, t):
+            p = P[s]
+            p *= beta
+            np.multiply(R[s], self.inv_diag[s], out=t)
+            p += t
+
+        self.map(fn)
+
+    def add(self, X, E):
+        """``X += E``."""
+
+        def fn(i, s, t):
+            X[s] += E[s]
+
+        self.map(fn)
+
+    def fill(self, M, value):
+        M.fill(value)
+
+    def copy(self, dst, src):
+        np.copyto(dst, src, casting="same_kind")
+
+    def rsub(self, B, R):
+        """``R = B - R``."""
+
+        def fn(i, s, t):
+            np.subtract(B[s], R[s], out=R[s])
+
+        self.map(fn)
+
+
+class _DeviceBlocks:
+    """The same updates on whole torch tensors (CUDA: one kernel each)."""
+
+    def __init__(self, inv_diag, n_cols, dtype, device):
+        import torch
+
+        self.torch, self.device = torch, device
+        self.dtype = torch.float64 if dtype == np.float64 else torch.float32
+        self.inv_diag = self.asarray(inv_diag[:, None])
+
+    def close(self):
+        pass
+
+    def zeros(self, shape):
+        return self.torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def empty(self, shape):
+        return self.torch.empty(shape, dtype=self.dtype, device=self.device)
+
+    def asarray(self, M, copy=False):
+        if isinstance(M, np.ndarray):
+            M = self.torch.from_numpy(np.ascontiguousarray(M))
+        return M.to(self.device, self.dtype, copy=copy)
+
+    def to_numpy(self, M):
+        return M.double().cpu().numpy()
+
+    def dot(self, P, AP):
+        return self.to_numpy((P * AP).sum(0))
+
+    def norms(self, R):
+        rr = (R * R).sum(0)
+        rz = (R * R * self.inv_diag).sum(0)
+        return self.to_numpy(rr), self.to_numpy(rz)
+
+    def step(self, X, R, P, AP, alpha):
+        alpha = self.asarray(alpha)
+        X.addcmul_(P, alpha)
+        R.addcmul_(AP, -alpha)
+        return self.norms(R)
+
+    def direction(self, P, R, beta):
+        P.mul_(self.asarray(beta)).addcmul_(R, self.inv_diag)
+
+    def add(self, X, E):
+        X += E
+
+    def fill(self, M, value):
+        M.fill_(value)
+
+    def copy(self, dst, src):
+        dst.copy_(src)
+
+    def rsub(self, B, R):
+        self.torch.sub(B, R, out=R)
+
+
+class _ScipyProduct:
+    """``A @ P`` with scipy, one row chunk of ``A`` per task on the threads of
+    ``blocks`` (scipy releases the GIL in its sparse kernels)."""
+
+    def __init__(self, A, dtype, blocks):
+        A = sp.csr_matrix(A, dtype=dtype)
+        self.blocks = blocks
+        b = blocks.bounds
+        self.parts = []
+        for start, stop in itertools.pairwise(b):
+            lo, hi = A.indptr[start], A.indptr[stop]
+            # views of A's arrays (the constructor would copy small views)
+            part = sp.csr_matrix((stop - start, A.shape[1]), dtype=A.dtype)
+            part.indices, part.data = A.indices[lo:hi], A.data[lo:hi]
+            part.indptr = (A.indptr[start : stop + 1] - lo).astype(A.indices.dtype)
+            self.parts.append(part)
+
+    def __call__(self, P, out, dot=False):
+        """Write ``A @ P`` into ``out``; with ``dot``, also return the column
+        dot products of ``P`` and ``A @ P`` (fused: the chunk is in cache)."""
+
+        def fn(i, s, t):
+            part = self.parts[i] @ P
+            out[s] = part
+            return _coldot(P[s], part) if dot else None
+
+        parts = self.blocks.map(fn)
+        return self.blocks.colsum(parts, P.shape[1]) if dot else None
+
+
+class _TorchProduct:
+    """``A @ P`` with ``torch.sparse_csr_tensor`` (CPU or CUDA); on the CPU
+    it takes numpy arrays and works on zero-copy tensor views of them.
+    ``like`` shares the index tensors of another product (same ``A``)."""
+
+    def __init__(self, A, dtype, device, like=None):
+        torch = import_optional("torch", "solver='torch'")
+        self.torch, self.host = torch, not _is_cuda(device)
+        A = sp.csr_matrix(A)
+        if like is None:
+            # 32-bit indices when they fit: fewer bytes, faster kernels
+            index = np.int32 if max(A.nnz, A.shape[0]) < 2**31 else np.int64
+            indices = [
+                torch.from_numpy(A.indptr.astype(index)).to(device),
+                torch.from_numpy(A.indices.astype(index)).to(device),
+            ]
+        else:
+            indices = [like.A.crow_indices(), like.A.col_indices()]
+        with warnings.catch_warnings():
+            # torch flags its sparse CSR support as beta on construction.
+            warnings.filterwarnings(
+                "ignore", message=".*[Ss]parse.*", category=UserWarning
+            )
+            self.A = torch.sparse_csr_tensor(
+                *indices, torch.from_numpy(A.data.astype(dtype)).to(device),
+                size=A.shape,
+            )
+
+    def __call__(self, P, out, dot=False):
+        if self.host:
+            P, out = self.torch.from_numpy(P), self.torch.from_numpy(out)
+        # addmm with beta=0 writes in place; mm(out=) would allocate a zero
+        # block first
+        self.torch.addmm(out, self.A, P, beta=0.0, out=out)
+
+
+class _Operator:
+    """``A`` in one working precision: the vector updates (``blocks``) and
+    the sparse product (``product``) of a backend."""
+
+    def __init__(
+        self, A, inv_diag, n_cols, solver, device, dtype, n_threads, like=None
+    ):
+        if solver == "torch" and _is_cuda(device):
+            self.blocks = _DeviceBlocks(inv_diag, n_cols, dtype, device)
+        else:
+            self.blocks = _HostBlocks(inv_diag, n_cols, dtype, n_threads)
+        if solver == "torch":
+            like = None if like is None else like.product
+            self.product = _TorchProduct(A, dtype, device, like=like)
+        else:
+            self.product = _ScipyProduct(A, dtype, self.blocks)
+
+    def residual(self, B, X):
+        """``B - A X``."""
+        R = self.blocks.zeros(B.shape)
+        self.product(X, R)
+        self.blocks.rsub(B, R)
+        return R
+
+    def norm(self, R):
+        return np.sqrt(self.blocks.norms(R)[0])
+
+
+def _cg(op, R, target, max_iter, progress, refresh=None):
+    """Jacobi-preconditioned CG on ``A E = R`` from ``E = 0``, all columns at
+    once (the recurrences of Hestenes and Stiefel, column by column).
+
+    Column ``j`` is frozen (takes zero steps) once ``||R_j|| <= target_j``.
+    ``R`` is overwritten with the final residual.
+
+    ``refresh(E, R)``, when given, moves ``E`` into a more precise solution
+    (``E`` is zeroed), writes the true residual into ``R`` and returns its
+    column norms (reliable updates: the search directions are kept, so CG
+    does not restart). It is called when every active residual has dropped
+    by ``_REFRESH`` since the last call, when the recurrence residuals all
+    reach ``target``, and at ``max_iter``.
+
+    Returns ``(E, n_iter, ||R||, stalled)``; ``stalled`` means the true
+    residual no longer follows the recurrence (the working precision cannot
+    reach ``target``).
+    """
+    blocks = op.blocks
+    E, P, AP = (blocks.zeros(R.shape) for _ in range(3))
+    rr, rz = blocks.norms(R)
+    blocks.direction(P, R, np.zeros(R.shape[1]))  # P = D^-1 R
+    norm = np.sqrt(rr)
+    last, last_iter, strikes = norm, 0, 0
+    n_iter = 0
+    while True:
+        active = norm > target
+        done = not active.any() or n_iter >= max_iter
+        if (
+            refresh is not None
+            and n_iter > last_iter
+            and (
+                done
+                or n_iter - last_iter >= _REFRESH_EVERY
+                or np.all(norm[active] <= _REFRESH * last[active])
+            )
+        ):
+            moving, claimed = last > target, norm  # columns that took steps
+            norm = refresh(E, R)
+            rr, rz = blocks.norms(R)
+            # Each column that took steps must have a true residual close to
+            # its recurrence, or at least halved, or at target. Twice in a
+            # row not, or a true residual that grew: the working precision
+            # cannot take it further.
+            gained = (
+                ((norm <= 2 * claimed) & (norm <= 2 * last))
+                | (norm <= 0.5 * last)
+                | (norm <= target)
+                | ~moving
+            )
+            strikes = 0 if gained.all() else strikes + 1
+            if strikes >= 2 or np.any(moving & (norm > 2 * last)):
+                return E, n_iter, norm, True
+            last, last_iter = norm, n_iter
+            active = norm > target
+            done = not active.any() or n_iter >= max_iter
+        if done:
+            return E, n_iter, norm, False
+        pAp = op.product(P, AP, dot=True)
+        if pAp is None:
+            pAp = blocks.dot(P, AP)
+        # frozen columns take zero steps; where() keeps 0 / 0 away from them
+        alpha = np.where(active, rz / np.where(active, pAp, 1.0), 0.0)
+        rr, rz_new = blocks.step(E, R, P, AP, alpha)
+        beta = np.where(active, rz_new / np.where(active, rz, 1.0), 0.0)
+        blocks.direction(P, R, beta)
+        rz = rz_new
+        norm = np.sqrt(rr)
+        n_iter += 1
+        if refresh is not None and not np.isfinite(norm).all():
+            return E, n_iter, last, True
+        progress.update()
+        if not progress.disable and n_iter % 10 == 0:
+            progress.set_postfix(residual=f"{float(norm.max()):.1e}")
+
+
+@contextlib.contextmanager
+def _torch_threads(solver, device, n_threads):
+    """torch's CPU thread count set to ``n_threads`` for the solve."""
+    if solver != "torch" or _is_cuda(device) or n_threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def block_cg(
@@ -153,6 +578,8 @@ def block_cg(
     device=None,
     dtype=np.float64,
     verbose=0,
+    n_threads=None,
+    reorder="auto",
 ):
     """Jacobi-preconditioned conjugate gradient on all columns of ``B``.
 
@@ -160,6 +587,14 @@ def block_cg(
     sparse-matrix x dense-block product per iteration. A column stops
     updating once its relative residual ``||b - A x|| / ||b||`` is at most
     ``tol`` (an all-zero ``b`` uses the absolute residual).
+
+    With ``dtype=np.float32`` the iterations run in single precision (half
+    the memory traffic of float64) and the tolerance is checked on the true
+    residual, computed in float64 with ``A`` as given. Float32 CG stalls
+    near a relative residual of about ``1e-7 cond(A)``; columns left above
+    ``tol`` are corrected by iterative refinement (float32 CG on the float64
+    residual, added to the float64 solution), and if a round does not halve
+    their residual the remaining rounds run in float64.
 
     Parameters
     ----------
@@ -172,16 +607,29 @@ def block_cg(
     tol : float, default=1e-6
         Per-column relative residual tolerance.
     max_iter : int, default=1000
-        Maximum number of iterations.
+        Maximum number of iterations (all refinement rounds together).
     solver : {'scipy', 'torch'}, default='scipy'
-        Array backend (resolve ``'auto'`` with :func:`resolve_solver`).
+        Backend of the sparse product (resolve ``'auto'`` with
+        :func:`resolve_solver`). On the CPU both backends share the same
+        threaded vector updates; on CUDA everything runs in torch.
     device : str, default=None
         Torch device for ``solver='torch'``.
     dtype : {np.float64, np.float32}, default=np.float64
-        Working precision.
+        Working precision of the iterations. The solution is float64 and
+        meets ``tol`` in both (see above).
     verbose : int, default=0
         Print a summary line when >= 1; show a progress bar with the
         largest residual when >= 2.
+    n_threads : int, default=None
+        CPU threads for the product and the vector updates; None uses all
+        available cores. The result does not depend on it.
+    reorder : {'auto', 'rcm', None}, default='auto'
+        Solve with the rows and columns of ``A`` in reverse Cuthill-McKee
+        order, which keeps the rows of the block gathered by the product
+        close in memory (3x faster products measured on kNN graphs in data
+        order); ``'auto'`` does so when the ``n x n_rhs`` block outgrows the
+        cache and the order is markedly more local. The solution comes back
+        in the original order.
 
     Returns
     -------
@@ -193,66 +641,37 @@ def block_cg(
     diag = A.diagonal()
     if np.any(diag <= 0):
         raise ValueError("block_cg needs a matrix with a positive diagonal.")
-    if x0 is None:
-        x0 = np.zeros(B.shape, dtype=dtype)
-    if solver == "torch":
-        matmul, to_array, to_numpy = _torch_operator(A, device, dtype)
-    else:
-        A_typed = sp.csr_matrix(A, dtype=dtype)
-
-        def matmul(P):
-            return A_typed @ P
-
-        def to_array(M):
-            return np.ascontiguousarray(M, dtype=dtype)
-
-        def to_numpy(M):
-            return np.asarray(M, dtype=np.float64)
-
-    inv_diag = to_array((1.0 / diag)[:, None])
-    B, X = to_array(B), to_array(x0)
-
-    R = B - matmul(X)
-    Z = inv_diag * R
-    P = Z
-    rz = (R * Z).sum(0)
-    b_norm = (B * B).sum(0) ** 0.5
-    b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
+    if np.dtype(dtype) not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}.")
+    dtype = np.dtype(dtype).type
+    n_threads = _available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
-    n_iter = 0
     progress = tqdm(
         total=max_iter, desc=f"conjugate gradient ({solver})", disable=verbose < 2,
         leave=False,
     )
-    while True:
-        rel = ((R * R).sum(0) ** 0.5) / b_norm
-        active = rel > tol
-        if not bool(active.any()) or n_iter >= max_iter:
-            break
-        # Frozen (converged) columns take zero steps; the "+ ~active" terms
-        # keep their denominators away from 0.
-        AP = matmul(P)
-        pAp = (P * AP).sum(0)
-        alpha = active * rz / (pAp + ~active)
-        X = X + alpha * P
-        R = R - alpha * AP
-        Z = inv_diag * R
-        rz_new = (R * Z).sum(0)
-        beta = active * rz_new / (rz + ~active)
-        P = Z + beta * P
-        rz = rz_new
-        n_iter += 1
-        progress.update()
-        if verbose >= 2 and n_iter % 10 == 0:
-            progress.set_postfix(residual=f"{float(rel.max()):.1e}")
+    B = np.asarray(B)
+    perm = _locality_order(A, B.shape[1] * np.dtype(dtype).itemsize, reorder)
+    if perm is not None:
+        # solve P A P^T (P X) = P B: same iterates, rows of X gathered by the
+        # product now sit close together in memory
+        A, B, diag = sp.csr_matrix(A)[perm][:, perm], B[perm], diag[perm]
+        x0 = None if x0 is None else np.asarray(x0)[perm]
+    with _torch_threads(solver, device, n_threads):
+        X, n_iter, residuals, note = _solve(
+            A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
+            progress,
+        )
     progress.close()
-    residuals = to_numpy(rel)
+    if perm is not None:
+        X[perm] = X.copy()
+        note += " (rows reordered)"
     converged = bool((residuals <= tol).all())
     if verbose:
         print(
             f"[block_cg] {solver}: {n_iter} iterations in "
             f"{time.perf_counter() - start:.2f}s, max relative residual "
-            f"{residuals.max():.2e}"
+            f"{residuals.max(initial=0.0):.2e}{note}"
         )
     if not converged:
         warnings.warn(
@@ -262,7 +681,66 @@ def block_cg(
             "Increase max_iter or tol.",
             ConvergenceWarning,
         )
-    return SolveResult(to_numpy(X), n_iter, residuals, converged)
+    return SolveResult(X, n_iter, residuals, converged)
+
+
+def _solve(
+    A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress
+):
+    """:func:`block_cg` without the reporting: returns ``(X, n_iter,
+    residuals, note)``, ``X`` a float64 numpy array."""
+    b_norm = np.linalg.norm(B, axis=0)
+    b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
+    target = tol * b_norm
+    args = (A, inv_diag, B.shape[1], solver, device)
+    op = exact = _Operator(*args, dtype, n_threads)
+
+    def plain_cg(op, max_iter):
+        # in float64 the recurrence residual stays accurate far below any
+        # useful tol: no refresh
+        R = op.blocks.asarray(B, copy=True)
+        X = None if x0 is None else op.blocks.asarray(x0, copy=True)
+        if X is not None:
+            R = op.residual(R, X)
+        E, n_iter, norm, _ = _cg(op, R, target, max_iter, progress)
+        if X is None:
+            X = E
+        else:
+            op.blocks.add(X, E)
+        return op.blocks.to_numpy(X), n_iter, norm / b_norm
+
+    try:
+        if dtype == np.float64:
+            return *plain_cg(op, max_iter), ""
+
+        # float32 iterations; the solution and the residual checks in float64
+        exact = _Operator(*args, np.float64, n_threads, like=op)
+        B64 = exact.blocks.asarray(B)
+        if x0 is None:
+            X, R64 = exact.blocks.zeros(B.shape), B64
+        else:
+            X = exact.blocks.asarray(x0, copy=True)
+            R64 = exact.residual(B64, X)
+
+        def refresh(E, R):
+            exact.blocks.add(X, E)
+            op.blocks.fill(E, 0.0)
+            R64 = exact.residual(B64, X)
+            op.blocks.copy(R, R64)
+            return exact.norm(R64)
+
+        R = op.blocks.asarray(R64, copy=True)
+        _, n_iter, norm, stalled = _cg(op, R, target, max_iter, progress, refresh)
+        if not stalled:
+            return exact.blocks.to_numpy(X), n_iter, norm / b_norm, ""
+        # float32 cannot resolve this system and its last steps may have
+        # spoiled X: solve again in float64
+        X, more, residuals = plain_cg(exact, max_iter - n_iter)
+        note = f" (float32 stalled after {n_iter} iterations; solved again in float64)"
+        return X, n_iter + more, residuals, note
+    finally:
+        op.blocks.close()
+        exact.blocks.close()
 
 
 def minres_solve(A, B, *, x0=None, tol=1e-6, max_iter=1000):

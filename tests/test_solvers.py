@@ -144,3 +144,163 @@ def test_progress_display(capsys):
     out, err = capsys.readouterr()
     assert f"{result.n_iter} iterations" in out
     assert "conjugate gradient (scipy)" in err  # the tqdm bar
+
+
+# --- float32 with float64 residuals, threads, reordering -------------------
+
+
+def shuffled_band(n, width=5, seed=0):
+    """SPD band matrix (a path-like graph Laplacian plus a ridge) with its
+    rows and columns shuffled: the reverse Cuthill-McKee order recovers a
+    band, far more local than the shuffled order."""
+    rng = np.random.default_rng(seed)
+    offsets = list(range(1, width + 1))
+    W = sp.diags([rng.uniform(0.5, 1.0, n - k) for k in offsets], offsets, shape=(n, n))
+    W = W + W.T
+    A = sp.diags(np.asarray(W.sum(axis=1)).ravel() + 0.1) - W
+    perm = rng.permutation(n)
+    return sp.csr_matrix(A)[perm][:, perm]
+
+
+@pytest.mark.parametrize("solver, device", BACKENDS)
+def test_float32_iterations_meet_a_float64_tolerance(solver, device):
+    """float32 alone stalls near 1e-7; the float64 residual refresh takes it
+    to 1e-10, in about as many iterations as float64."""
+    A = random_spd(300, seed=14)
+    B = np.random.default_rng(15).normal(size=(300, 4))
+    ref = block_cg(A, B, tol=1e-10, solver=solver, device=device)
+    result = block_cg(A, B, tol=1e-10, solver=solver, device=device, dtype=np.float32)
+    true_res = np.linalg.norm(B - A @ result.X, axis=0) / np.linalg.norm(B, axis=0)
+    assert result.converged and result.X.dtype == np.float64
+    assert np.all(true_res <= 1.01e-10)
+    np.testing.assert_allclose(result.residuals, true_res, rtol=1e-3)
+    np.testing.assert_allclose(result.X, ref.X, rtol=1e-7, atol=1e-9)
+    assert result.n_iter <= ref.n_iter + 5
+
+
+def test_float32_stall_solves_again_in_float64(capsys):
+    """On a system too ill-conditioned for float32 (cond ~3e8) the solve
+    still meets tol, in float64, and says so."""
+    n = 300
+    W = sp.random(n, n, density=0.05, random_state=0, format="csr")
+    W = W + W.T
+    W.setdiag(0)
+    A = (sp.diags(np.asarray(W.sum(axis=1)).ravel() + 1e-7) - W).tocsr()
+    B = np.random.default_rng(18).normal(size=(n, 2))
+    result = block_cg(A, B, tol=1e-6, max_iter=3000, dtype=np.float32, verbose=1)
+    true_res = np.linalg.norm(B - A @ result.X, axis=0) / np.linalg.norm(B, axis=0)
+    assert result.converged and np.all(true_res <= 1.01e-6)
+    assert "solved again in float64" in capsys.readouterr().out
+    assert result.n_iter < 500
+
+
+def test_float32_warm_start_and_frozen_columns():
+    A = random_spd(150, seed=19)
+    B = np.random.default_rng(20).normal(size=(150, 3))
+    B[:, 1] = 0.0
+    X = np.linalg.solve(A.toarray(), B)
+    assert block_cg(A, B, x0=X, tol=1e-8, dtype=np.float32).n_iter == 0
+    result = block_cg(A, B * [1.0, 1.0, 1e6], tol=1e-10, dtype=np.float32)
+    np.testing.assert_allclose(result.X, X * [1.0, 1.0, 1e6], rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(result.X[:, 1], 0.0)
+
+
+def test_threaded_product_equals_plain_product(monkeypatch):
+    from sklearn_mixedlp import _solvers
+
+    monkeypatch.setattr(_solvers, "_CHUNK_BYTES", 4096)  # many chunks
+    A = random_spd(1000, seed=21)
+    P = np.random.default_rng(22).normal(size=(1000, 7))
+    for dtype in (np.float64, np.float32):
+        blocks = _solvers._HostBlocks(1.0 / A.diagonal(), 7, dtype, n_threads=2)
+        assert blocks.n_threads == 2 and len(blocks.bounds) > 5
+        product = _solvers._ScipyProduct(A, dtype, blocks)
+        Pd = P.astype(dtype)
+        out = np.full_like(Pd, np.nan)
+        dots = product(Pd, out, dot=True)
+        blocks.close()
+        plain = sp.csr_matrix(A, dtype=dtype) @ Pd
+        np.testing.assert_array_equal(out, plain)
+        np.testing.assert_allclose(dots, (Pd * plain).sum(0), rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_result_does_not_depend_on_the_thread_count(monkeypatch):
+    from sklearn_mixedlp import _solvers
+
+    monkeypatch.setattr(_solvers, "_CHUNK_BYTES", 4096)
+    A = random_spd(1000, seed=23)
+    B = np.random.default_rng(24).normal(size=(1000, 5))
+    for dtype in (np.float64, np.float32):
+        one = block_cg(A, B, tol=1e-9, dtype=dtype, n_threads=1)
+        two = block_cg(A, B, tol=1e-9, dtype=dtype, n_threads=2)
+        np.testing.assert_array_equal(one.X, two.X)
+        assert one.n_iter == two.n_iter
+
+
+def test_fused_updates_match_the_textbook_recurrence():
+    """One step of the chunked updates equals the plain numpy formulas."""
+    from sklearn_mixedlp._solvers import _HostBlocks
+
+    rng = np.random.default_rng(25)
+    n, c = 500, 3
+    inv_diag = rng.uniform(0.5, 2.0, n)
+    X, R, P, AP = (rng.normal(size=(n, c)) for _ in range(4))
+    alpha, beta = rng.normal(size=c), rng.normal(size=c)
+    blocks = _HostBlocks(inv_diag, c, np.float64, n_threads=2)
+    X2, R2, P2 = X.copy(), R.copy(), P.copy()
+    rr, rz = blocks.step(X2, R2, P2, AP, alpha)
+    np.testing.assert_allclose(X2, X + alpha * P)
+    np.testing.assert_allclose(R2, R - alpha * AP)
+    np.testing.assert_allclose(rr, (R2 * R2).sum(0))
+    np.testing.assert_allclose(rz, (R2 * R2 * inv_diag[:, None]).sum(0))
+    blocks.direction(P2, R2, beta)
+    np.testing.assert_allclose(P2, inv_diag[:, None] * R2 + beta * P)
+    np.testing.assert_allclose(blocks.dot(P, AP), (P * AP).sum(0))
+    blocks.close()
+
+
+def test_locality_order():
+    from sklearn_mixedlp._solvers import _locality_order, _spread
+
+    A = shuffled_band(3000)
+    # a small block fits in cache: 'auto' leaves the rows alone
+    assert _locality_order(A, 8, "auto") is None
+    perm = _locality_order(A, 2**20, "auto")
+    assert perm is not None and np.array_equal(np.sort(perm), np.arange(3000))
+    assert _spread(A[perm][:, perm].tocsr()) < 0.05 * _spread(A)
+    # an already banded matrix gains nothing: 'auto' keeps it
+    band = A[perm][:, perm].tocsr()
+    assert _locality_order(band, 2**20, "auto") is None
+    with pytest.raises(ValueError, match="reorder"):
+        _locality_order(A, 8, "metis")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_reordered_solve_gives_the_same_solution(dtype, capsys):
+    A = shuffled_band(2000, seed=26)
+    B = np.random.default_rng(27).normal(size=(2000, 3))
+    x0 = np.random.default_rng(28).normal(size=(2000, 3)) * 1e-2
+    plain = block_cg(A, B, x0=x0, tol=1e-9, dtype=dtype, reorder=None)
+    reordered = block_cg(A, B, x0=x0, tol=1e-9, dtype=dtype, reorder="rcm", verbose=1)
+    assert "rows reordered" in capsys.readouterr().out
+    assert reordered.converged
+    true_res = np.linalg.norm(B - A @ reordered.X, axis=0) / np.linalg.norm(B, axis=0)
+    assert np.all(true_res <= 1.01e-9)  # in the original row order
+    np.testing.assert_allclose(reordered.X, plain.X, rtol=1e-6, atol=1e-8)
+    assert abs(reordered.n_iter - plain.n_iter) <= 2
+
+
+@requires_torch
+def test_backends_agree_in_float32():
+    A = random_spd(300, seed=29)
+    B = np.random.default_rng(30).normal(size=(300, 5))
+    a = block_cg(A, B, tol=1e-8, solver="scipy", dtype=np.float32)
+    b = block_cg(A, B, tol=1e-8, solver="torch", device="cpu", dtype=np.float32)
+    np.testing.assert_allclose(a.X, b.X, rtol=1e-5, atol=1e-7)
+    assert abs(a.n_iter - b.n_iter) <= 2
+
+
+def test_bad_dtype_is_an_error():
+    A = random_spd(50)
+    with pytest.raises(ValueError, match="dtype"):
+        block_cg(A, np.ones((50, 1)), dtype=np.float16)
