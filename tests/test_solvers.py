@@ -260,17 +260,23 @@ def test_fused_updates_match_the_textbook_recurrence():
 
 
 def test_locality_order():
-    from sklearn_mixedlp._solvers import _locality_order, _spread
+    from sklearn_mixedlp._solvers import _distinct_fraction, _locality_order
 
     A = shuffled_band(3000)
     # a small block fits in cache: 'auto' leaves the rows alone
     assert _locality_order(A, 8, "auto") is None
     perm = _locality_order(A, 2**20, "auto")
     assert perm is not None and np.array_equal(np.sort(perm), np.arange(3000))
-    assert _spread(A[perm][:, perm].tocsr()) < 0.05 * _spread(A)
-    # an already banded matrix gains nothing: 'auto' keeps it
+    # consecutive rows of the band share their neighbours
+    assert _distinct_fraction(A) > 0.9
+    assert _distinct_fraction(A, perm) < 0.2
+    assert _distinct_fraction(A[perm][:, perm].tocsr()) == pytest.approx(
+        _distinct_fraction(A, perm), abs=0.05
+    )
+    # an already banded matrix gains nothing: 'auto' keeps its order
     band = A[perm][:, perm].tocsr()
     assert _locality_order(band, 2**20, "auto") is None
+    assert _locality_order(band, 2**20, "rcm") is not None
     with pytest.raises(ValueError, match="reorder"):
         _locality_order(A, 8, "metis")
 
