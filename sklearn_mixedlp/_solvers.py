@@ -135,8 +135,11 @@ def resolve_solver(solver, device):
 # cache while the big blocks stream through once per pass.
 _CHUNK_BYTES = 512 * 1024
 # float32 solves replace the recurrence residual by the true (float64) one
-# each time every active column has dropped by this factor
-_REFRESH = 1e-2
+# each time every active column has dropped by this factor (plain float32 CG
+# drifts to ~3e-6 of the residual it started from, so 1e-3 keeps the drift
+# far below tol; on kNN systems 1e-2 cost one more float64 product per solve
+# for the same iterations)
+_REFRESH = 1e-3
 # ... and at least every this many iterations
 _REFRESH_EVERY = 50
 
@@ -600,15 +603,15 @@ def block_cg(
 
     With ``dtype=np.float32`` the iterations run in single precision (half
     the memory traffic of float64) while the solution is accumulated in
-    float64: each time the residuals have dropped 100-fold, and when they
+    float64: each time the residuals have dropped 1000-fold, and when they
     reach ``tol``, the recurrence residual is replaced by the true one,
     computed in float64 with ``A`` as given (reliable updates: the search
     directions are kept, CG does not restart). Plain float32 CG stalls near
-    a relative residual of ``1e-7 cond(A)`` (about 3e-7 on the normalised
-    label-propagation system); with the updates it meets ``tol = 1e-6`` or
-    ``1e-8`` in as many iterations as float64. The tolerance is checked on
-    the true residual. Where float32 cannot follow (``cond(A) >~ 1e7``), the
-    solve starts again in float64.
+    a relative residual of ``1e-7 cond(A)`` (3e-7 to 3e-6 on normalised
+    label-propagation systems of kNN graphs); with the updates it meets
+    ``tol = 1e-6`` or ``1e-8`` in as many iterations as float64. The
+    tolerance is checked on the true residual. Where float32 cannot follow
+    (``cond(A) >~ 1e7``), the solve starts again in float64.
 
     Parameters
     ----------
