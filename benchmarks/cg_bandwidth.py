@@ -265,21 +265,25 @@ def report_solver(A, B, args, bandwidth):
     print(f"\nBlock CG to tol={args.tol:g}, reorder={label}; s/iter = (solve - "
           f"setup) / iters, setup the median of {args.repeats} runs; 'bound s' = "
           f"(matrix + {2 + UPDATE_PASSES} N x C passes) / copy bandwidth")
+    print("'x gather': the same with the product reading one row of X per "
+          "stored entry (nnz * C values) instead of X once")
     print(f"{'solver':7} {'dtype':8} {'iters':>5} {'s/iter':>7} {'cpu/iter':>8} "
-          f"{'bound s':>8} {'x bound':>8} {'setup s':>8} {'solve s':>8} "
-          f"{'true res':>9}")
+          f"{'bound s':>8} {'x bound':>8} {'x gather':>8} {'setup s':>8} "
+          f"{'solve s':>8} {'true res':>9}")
     for solver in args.solvers:
         for name in args.dtypes:
             dtype = np.dtype(name).type
             item = np.dtype(dtype).itemsize
             passes = (2 + UPDATE_PASSES) * n * C * item
             bound = (matrix_bytes(A, item) + passes) / bandwidth
+            gather = bound + (A.nnz - n) * C * item / bandwidth
             r = time_solver(A, B, solver, dtype, args.tol, args.threads, reorder,
                             args.repeats)
             print(
                 f"{solver:7} {name:8} {r['n_iter']:5d} {r['iter']:7.3f} "
                 f"{r['cpu_iter']:8.3f} {bound:8.3f} {r['iter'] / bound:8.1f} "
-                f"{r['setup']:8.2f} {r['solve']:8.1f} {r['residual']:9.1e}"
+                f"{r['iter'] / gather:8.1f} {r['setup']:8.2f} {r['solve']:8.1f} "
+                f"{r['residual']:9.1e}"
             )
 
 
