@@ -24,10 +24,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._graph import (
     KERNELS,
     KNN_BACKENDS,
-    build_knn_affinity,
+    assemble_affinity,
     check_precomputed_graph,
     knn_affinity,
     l2_normalize,
+    locality_order,
+    permute_symmetric,
+    search_neighbors,
     symmetrize,
 )
 from ._negatives import (
@@ -43,17 +46,69 @@ from ._utils import entropy_confidence, minus_one_mask, normalize_distributions
 def _class_mass_normalize(G, y_labeled, n_classes):
     """Class-mass normalisation (Zhu, Ghahramani & Lafferty 2003).
 
-    Scales column ``c`` of the clipped solution so that its total mass is
+    Scales column ``c`` of the clipped solution (in place) so that its total mass is
     the fraction of labeled samples in class ``c``: it removes the bias of
     label propagation towards the classes whose labels sit in the denser,
     better-connected parts of the graph.
     """
     prior = np.bincount(y_labeled, minlength=n_classes) / y_labeled.size
-    G = np.clip(G, 0.0, None)
+    G = np.clip(G, 0.0, None, out=G)
     mass = G.sum(axis=0)
     factor = np.zeros(n_classes)
     np.divide(prior, mass, out=factor, where=mass > 0)
-    return G * factor
+    G *= factor
+    return G
+
+
+class _StageClock:
+    """Wall time of the consecutive stages of a fit, printed as they end
+    when ``verbose``."""
+
+    def __init__(self, owner, verbose):
+        self.owner, self.verbose = owner, verbose
+        self.start = self.last = time.perf_counter()
+        self.stages = {}
+
+    def lap(self, stage, message="", n_iter=0):
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        self.stages[stage] = {"seconds": seconds, "n_iter": int(n_iter)}
+        if self.verbose:
+            print(
+                f"[{self.owner}] {stage}: {message} ({seconds:.2f}s, "
+                f"{now - self.start:.2f}s in all)"
+            )
+
+
+def _with_diagonal(M, diagonal):
+    """CSR ``M + diag(diagonal)`` for ``M`` without stored diagonal entries
+    (``M`` is consumed), sorted indices, one pass and one copy."""
+    n = M.shape[0]
+    counts = np.diff(M.indptr)
+    indptr = M.indptr.astype(np.int64) + np.arange(n + 1)
+    index_dtype = np.int32 if indptr[-1] < 2**31 else np.int64
+    indices = np.empty(indptr[-1], dtype=index_dtype)
+    data = np.empty(indptr[-1])
+    # position of the diagonal entry of each row among its sorted columns
+    row = np.repeat(np.arange(n), counts)
+    below = np.bincount(row[M.indices < row], minlength=n)
+    diag_pos = indptr[:-1] + below
+    is_diag = np.zeros(indptr[-1], dtype=bool)
+    is_diag[diag_pos] = True
+    indices[is_diag] = np.arange(n)
+    data[is_diag] = diagonal
+    indices[~is_diag] = M.indices
+    data[~is_diag] = M.data
+    del M
+    return sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(n, n))
+
+
+# The score block fits in the L2 cache below this size: no reordering.
+_CACHE_BYTES = 2 * 2**20
+
+# Smallest mu of the normalised Laplacian solved in float32 (condition
+# number at most (2 + mu) / mu, about 2e4).
+_SINGLE_MIN_MU = 1e-4
 
 
 # Ridge added to the rows of graph components without any labeled sample,
@@ -138,7 +193,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = self.knn_backend != "faiss"
+        tags.input_tags.sparse = self.knn_backend not in ("faiss", "torch")
         tags.input_tags.pairwise = self.knn_backend == "precomputed"
         return tags
 
@@ -188,7 +243,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
     # -- fit ------------------------------------------------------------
     def _fit(self, X, y, negatives=None):
-        start = time.perf_counter()
+        clock = _StageClock(type(self).__name__, self.verbose)
         precomputed = self.knn_backend == "precomputed"
         X, y = validate_data(
             self,
@@ -203,30 +258,58 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         n_samples, n_classes = X.shape[0], self.classes_.size
         self._solver, self._device = resolve_solver(self.solver, self.device)
 
-        W, knn = self._build_graph(X, precomputed)
-        self._log("graph", start, f"{W.nnz} stored entries")
+        W, knn = self._build_graph(X, precomputed, clock)
+        if negatives is not None:
+            negatives = check_negatives(negatives, n_samples)
+
+        # The solves and the mining read a row of the n x C score block per
+        # stored entry of W: they run on rows reordered so that neighbours
+        # sit close in memory, and the results are put back in data order.
+        perm = self._locality_order(X, W, n_classes, precomputed)
+        self._solve_reorder = "auto" if perm is None else None
+        if perm is not None:
+            W = permute_symmetric(W, perm)
+            knn = None if knn is None else permute_symmetric(knn, perm)
+            if negatives is not None:
+                negatives = permute_symmetric(negatives, perm)
+            y_index = y_index[perm]
+            unlabeled = unlabeled[perm]
 
         labeled = ~unlabeled
-        Y = np.zeros((n_samples, n_classes))
-        Y[np.flatnonzero(labeled), y_index[labeled]] = 1.0
         orphan = self._unlabeled_components(W, labeled)
-        base, rhs, row_scale = self._base_system(W, Y, labeled, orphan)
+        system = self._base_system(W, y_index, labeled, orphan)
+        system = dict(zip(("A", "B", "s"), system))
+        row_scale = system.pop("s")
+        clock.lap("graph", f"{W.nnz} stored entries")
         self.n_iter_ = 0
 
         def solve_lp():
-            result = self._cg(base, rhs)
-            self._log("label propagation", start, f"{result.n_iter} iterations")
+            result = self._cg(system["A"], system["B"])
+            clock.lap("label_propagation", f"{result.n_iter} iterations", result.n_iter)
             return result.X
 
         Wdis, F = self._negative_weights(W, knn, solve_lp, negatives, row_scale)
+        clock.lap(
+            "mining" if F is not None else "negatives",
+            f"{Wdis.nnz // 2} negative edges",
+        )
         if Wdis.nnz == 0:
             G = solve_lp() if F is None else F
         else:
-            self._log("negatives", start, f"{Wdis.nnz // 2} negative edges")
-            G = self._mixed_solve(base, Wdis, rhs, F, row_scale)
+            n_iter = self.n_iter_
+            G = self._mixed_solve(system, Wdis, F, row_scale)
+            del F
+            n_iter = self.n_iter_ - n_iter
+            clock.lap("mixed_solve", f"{n_iter} iterations", n_iter)
+        system.clear()  # free the systems before the outputs
         G[orphan] = 0.0
         if self.class_mass_normalization:
             G = _class_mass_normalize(G, y_index[labeled], n_classes)
+        if perm is not None:
+            inverse = np.empty_like(perm)
+            inverse[perm] = np.arange(perm.size)
+            G, y_index, labeled = G[inverse], y_index[inverse], labeled[inverse]
+            W, Wdis = permute_symmetric(W, inverse), permute_symmetric(Wdis, inverse)
 
         self.affinity_ = W
         self.dissimilarity_ = Wdis
@@ -241,7 +324,8 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         self._train_keys = _row_hashes(X)
         self._train_order = np.argsort(self._train_keys, kind="stable")
         self._train_keys = self._train_keys[self._train_order]
-        self._log("fit", start, "done")
+        clock.lap("output", "distributions, confidences")
+        self.fit_stages_ = clock.stages
         return self
 
     def _encode_labels(self, y, unlabeled):
@@ -277,25 +361,38 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         y_index[~unlabeled] = order[np.searchsorted(classes[order], y_labeled)]
         return classes, y_index
 
-    def _build_graph(self, X, precomputed):
+    def _build_graph(self, X, precomputed, clock):
         if precomputed:
             A = check_precomputed_graph(X)
             self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
             self.knn_backend_ = "precomputed"
             self._index = None
+            clock.lap("neighbors", "precomputed graph")
             return symmetrize(A), A
-        A, knn, index, zero, k, backend = build_knn_affinity(
-            X,
-            self.n_neighbors,
-            self.kernel,
-            self.gamma,
-            self.knn_backend,
-            self.random_state,
-            self.device,
+        sim, idx, index, zero, k, backend = search_neighbors(
+            X, self.n_neighbors, self.knn_backend, self.random_state, self.device
         )
         self.n_neighbors_, self.knn_backend_ = k, backend
         self._index, self._zero_rows = index, zero
+        clock.lap("neighbors", f"{k} neighbours with {backend!r}")
+        A, knn = assemble_affinity(
+            sim, idx, zero, self.kernel, self.gamma, adjacency=self._needs_knn()
+        )
+        del sim, idx
         return symmetrize(A), knn
+
+    def _locality_order(self, X, W, n_classes, precomputed):
+        """The row order of the solves (see :func:`locality_order`), or
+        None: for a precomputed graph (no features; the solver then picks
+        its own order), on a GPU, and when the score block fits in cache."""
+        small = W.shape[0] * n_classes * 4 <= _CACHE_BYTES
+        if precomputed or small or str(self._device).startswith("cuda"):
+            return None
+        return locality_order(X, W, random_state=self.random_state)
+
+    def _needs_knn(self):
+        """Whether the negatives need the boolean kNN adjacency (MoM)."""
+        return False
 
     @staticmethod
     def _unlabeled_components(W, labeled):
@@ -304,7 +401,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         has_label = np.bincount(component, weights=labeled, minlength=n_components)
         return has_label[component] == 0
 
-    def _cg(self, A, B, x0=None):
+    def _cg(self, A, B, x0=None, overwrite_x0=False):
+        # The normalised system has eigenvalues in [mu, 2 + mu]: float32
+        # iterations with float64 residual refreshes meet tol in as many
+        # iterations as float64 and move half the bytes.
+        single = self.laplacian == "normalized" and self.mu >= _SINGLE_MIN_MU
         result = block_cg(
             A,
             B,
@@ -313,12 +414,15 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter,
             solver=self._solver,
             device=self._device,
+            dtype=np.float32 if single else np.float64,
             verbose=max(self.verbose - 1, 0),
+            reorder=self._solve_reorder,
+            overwrite_x0=overwrite_x0,
         )
         self.n_iter_ += result.n_iter
         return result
 
-    def _base_system(self, W, Y, labeled, orphan):
+    def _base_system(self, W, y_index, labeled, orphan):
         """The label-propagation system ``(A, B)`` and the row scale.
 
         ``laplacian='combinatorial'`` (eq. 16): ``A = L + U``, ``B = U Y``,
@@ -332,37 +436,42 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         point (1 for the combinatorial Laplacian, ``D^-1/2`` otherwise).
         """
         degree = np.asarray(W.sum(axis=1)).ravel()
+        # B = U Y = mu Y: mu on the labeled rows, in their class's column
+        B = np.zeros((W.shape[0], self.classes_.size))
+        B[np.flatnonzero(labeled), y_index[labeled]] = self.mu
         if self.laplacian == "combinatorial":
-            u = self.mu * labeled  # eq. 16
             ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
-            A = sp.diags(degree + u + ridge) - W  # L + U (+ ridge)
-            return A.tocsr(), u[:, None] * Y, np.ones_like(degree)
+            # L + U (+ ridge), eq. 16
+            A = _with_diagonal(-W, degree + self.mu * labeled + ridge)
+            return A, B, np.ones_like(degree)
         scale = np.zeros_like(degree)
         np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
-        S = sp.diags(scale) @ W @ sp.diags(scale)
-        A = sp.diags(np.full_like(degree, 1.0 + self.mu)) - S
-        return A.tocsr(), self.mu * Y, scale
+        # (1 + mu) I - D^-1/2 W D^-1/2, built on a copy of W's structure
+        S = W.copy()
+        S.data *= -scale[S.indices]
+        S.data *= np.repeat(scale, np.diff(S.indptr))
+        return _with_diagonal(S, np.full_like(degree, 1.0 + self.mu)), B, scale
 
-    def _mixed_solve(self, base, Wdis, rhs, F, row_scale):
+    def _mixed_solve(self, system, Wdis, F, row_scale):
         """Solve eq. 24's SPD system ``(L + 2 beta Q + U) G = U Y`` with
         ``Q = Ddis + Wdis``, or LPDR's ``(L - 2 beta Ldis + U) G = U Y``.
-        With the normalised Laplacian, ``Q`` becomes ``D^-1/2 Q D^-1/2``."""
+        With the normalised Laplacian, ``Q`` becomes ``D^-1/2 Q D^-1/2``.
+        The base system ``system['A']`` is dropped, and the warm start
+        ``F`` overwritten by the solution, to save memory."""
         dis_degree = sp.diags(np.asarray(Wdis.sum(axis=1)).ravel())
         sign = 1.0 if self.dissimilarity_loss == "mixed" else -1.0
         Q = dis_degree + sign * Wdis  # signless Laplacian, or Ldis for LPDR
         if self.laplacian == "normalized":
             Q = sp.diags(row_scale) @ Q @ sp.diags(row_scale)
-        A = (base + sign * 2 * self.beta * Q).tocsr()
+        A = (system.pop("A") + sign * 2 * self.beta * Q).tocsr()
+        del Q
         if self.dissimilarity_loss == "mixed":
-            return self._cg(A, rhs, x0=F).X
-        result = minres_solve(A, rhs, x0=F, tol=self.tol, max_iter=self.max_iter)
+            return self._cg(A, system["B"], x0=F, overwrite_x0=True).X
+        result = minres_solve(
+            A, system["B"], x0=F, tol=self.tol, max_iter=self.max_iter
+        )
         self.n_iter_ += result.n_iter
         return result.X
-
-    def _log(self, stage, start, message):
-        if self.verbose:
-            elapsed = time.perf_counter() - start
-            print(f"[{type(self).__name__}] {stage}: {message} ({elapsed:.2f}s)")
 
     # -- prediction -----------------------------------------------------
     def predict_proba(self, X):
@@ -542,6 +651,15 @@ _SHARED_ATTRIBUTES_DOC = """
         Symmetric dissimilarity weights ``W^dis`` (empty for plain LP).
     n_iter_ : int
         Solver iterations of the fit, summed over its solves.
+    fit_stages_ : dict
+        Where the time of the fit went: for each stage, in order
+        (``'neighbors'``: normalisation and neighbour search; ``'graph'``:
+        affinities, ``W`` and the system; ``'label_propagation'``: the first
+        solve; ``'mining'`` or ``'negatives'``: the dissimilarity weights;
+        ``'mixed_solve'``: the solve with negatives; ``'output'``:
+        distributions and confidences), a dict with the wall time
+        ``'seconds'`` and the solver iterations ``'n_iter'`` (0 outside the
+        solves).
     n_neighbors_ : int
         Number of neighbours actually used.
     knn_backend_ : str
@@ -677,6 +795,9 @@ class MixedLabelPropagation(_BaseMixedLP):
             The fitted estimator.
         """
         return self._fit(X, y, negatives)
+
+    def _needs_knn(self):
+        return self.negatives == "mom"
 
     def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
         n_samples = W.shape[0]
@@ -825,11 +946,12 @@ class HardNegativeLP(_BaseMixedLP):
 
     def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
         F = solve_lp()
-        scores = row_scale[:, None] * F
         if self.mining == "hard":
             Wdis = hard_negative_weights(
-                W, scores, self.temperature, scale_free=self.scale_free
+                W, F, self.temperature, scale_free=self.scale_free,
+                row_scale=row_scale,
             )
         else:
+            scores = row_scale[:, None] * F
             Wdis = control_negative_weights(W, scores, scale_free=self.scale_free)
         return Wdis, F

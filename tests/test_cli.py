@@ -150,7 +150,7 @@ def test_npy_features_csv_labels(digits, tmp_path, method):
     check_csv_output(out, digits, accuracy=0.7)
     # progress on stderr, a one-line summary on stdout
     assert "[sklearn-mixedlp] features:" in proc.stderr
-    assert "fit: done" in proc.stderr
+    assert "] output: distributions" in proc.stderr
     summary = proc.stdout.strip().splitlines()
     assert len(summary) == 1
     assert "1797 rows, 50 labeled, 10 classes" in summary[0]
