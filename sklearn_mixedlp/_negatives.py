@@ -12,23 +12,22 @@ Edge computations run over chunks of the upper triangle of ``W`` so the
 working memory is ``O(chunk * C)`` on top of the ``O(N k + N C)`` inputs.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
 from ._utils import entropy_confidence, normalize_distributions
 
-# Edges processed per chunk is _CHUNK_ENTRIES // n_classes.
-_CHUNK_ENTRIES = 2**22
+# Edges processed per chunk is _CHUNK_ENTRIES // n_classes (a chunk of
+# float64 scores is 1 MiB: the temporaries of a chunk stay in cache).
+_CHUNK_ENTRIES = 2**17
 # Remaining degree (relative) below which a sample is taken to have no
 # neighbour left once an edge is removed.
 _TINY_DEGREE = 1e-12
 
 
-def _softmax(S):
-    S = S - S.max(axis=1, keepdims=True)
-    np.exp(S, out=S)
-    S /= S.sum(axis=1, keepdims=True)
-    return S
 
 
 def _upper_edges(W):
@@ -58,14 +57,9 @@ def _dissimilarity(Zij, Zji):
     return entropy_confidence(Zij) * entropy_confidence(Zji) * np.clip(p_dis, 0, 1)
 
 
-def _standardized(H, scale):
-    """Rows of ``H`` centred and divided by the global ``scale``."""
-    H -= H.mean(axis=1, keepdims=True)
-    H /= scale
-    return H
 
 
-def hard_negative_weights(W, F, temperature, *, scale_free=False):
+def hard_negative_weights(W, F, temperature, *, scale_free=False, row_scale=None):
     """Hard-negative weights by edge removal (eqs. 18-22).
 
     For each stored edge ``(i, j)`` of ``W``::
@@ -95,6 +89,10 @@ def hard_negative_weights(W, F, temperature, *, scale_free=False):
         The temperature ``lambda`` of eq. 20.
     scale_free : bool, default=False
         Use the scale-free variant described above.
+    row_scale : ndarray of shape (n_samples,), default=None
+        Mine on ``row_scale[:, None] * F`` (e.g. ``D^-1/2 F`` for the
+        normalised Laplacian), computed chunk by chunk instead of as a new
+        ``n x C`` block.
 
     Returns
     -------
@@ -105,36 +103,77 @@ def hard_negative_weights(W, F, temperature, *, scale_free=False):
     if n_classes < 2:
         return sp.csr_matrix((n_samples, n_samples))
     degree = np.asarray(W.sum(axis=1)).ravel()
-    DF = degree[:, None] * F
+    scale = np.ones(n_samples) if row_scale is None else np.asarray(row_scale)
     rows, cols, w = _upper_edges(W)
-    row_spread = np.std(F, axis=1)
+    row_spread = np.empty(n_samples)
+    for s in _edge_chunks(n_samples, n_classes):
+        row_spread[s] = np.std(F[s], axis=1) * np.abs(scale[s])
     informed = row_spread > 0  # rows without information do not set the scale
     spread = float(row_spread[informed].mean()) if informed.any() else 0.0
     if scale_free and not spread > 0:
         return sp.csr_matrix((n_samples, n_samples))
+    tiny = _TINY_DEGREE * max(float(np.abs(degree).max(initial=0.0)), 1.0)
     values = np.empty(rows.size)
-    for s in _edge_chunks(rows.size, n_classes):
-        i, j, wij = rows[s], cols[s], w[s][:, None]
-        Hij = DF[i] - wij * F[j]  # eqs. 18-19: i's scores without edge (i, j)
-        Hji = DF[j] - wij * F[i]
+
+    def logits(i, j, wij):
+        """``c * (D_ii F_i - w_ij F_j)``, the argument of eq. 20's softmax
+        for each edge; a shift per row does not change the softmax, so the
+        centring of the scale-free variant is left out."""
+        H = F[j]
+        H *= (-wij * scale[j])[:, None]
+        Fi = F[i]
+        Fi *= (degree[i] * scale[i])[:, None]
+        H += Fi  # eqs. 18-19: i's scores without edge (i, j)
         if scale_free:
-            rest_i, rest_j = degree[i, None] - wij, degree[j, None] - wij
-            Hij = _standardized(_leave_one_out_mean(Hij, rest_i), spread)
-            Hji = _standardized(_leave_one_out_mean(Hji, rest_j), spread)
-        Zij = _softmax(temperature * Hij)  # eq. 20
-        Zji = _softmax(temperature * Hji)
-        values[s] = _dissimilarity(Zij, Zji)
+            rest = degree[i] - wij
+            factor = np.zeros_like(rest)
+            np.divide(temperature / spread, rest, out=factor, where=rest > tiny)
+            H *= factor[:, None]  # leave-one-out mean (19), in units of spread
+        else:
+            H *= temperature
+        return H
+
+    def chunk(s):
+        i, j, wij = rows[s], cols[s], w[s]
+        Eij, Sij, omega_ij = _softmax_parts(logits(i, j, wij))  # eq. 20
+        Eji, Sji, omega_ji = _softmax_parts(logits(j, i, wij))
+        same = np.einsum("ec,ec->e", Eij, Eji) / (Sij * Sji)  # Zt_ij . Zt_ji
+        values[s] = omega_ij * omega_ji * np.clip(1.0 - same, 0.0, 1.0)  # 21-22
         if scale_free:
-            values[s] *= w[s]
+            values[s] *= wij
+
+    _map_chunks(chunk, rows.size, n_classes)
     return _symmetric_from_upper(rows, cols, values, n_samples)
 
 
-def _leave_one_out_mean(H, rest):
-    """``H / rest`` row-wise; rows with no remaining weight become 0, which
-    the softmax turns into a uniform (zero-confidence) distribution."""
-    out = np.zeros_like(H)
-    np.divide(H, rest, out=out, where=rest > _TINY_DEGREE * np.abs(rest).max(initial=1))
-    return out
+def _softmax_parts(X):
+    """For each row ``x`` of ``X`` (overwritten): ``e = exp(x - max x)``,
+    its sum ``S`` and the confidence ``omega`` of ``softmax(x) = e / S``
+    (eq. 21), from ``H = log S - (e . (x - max x)) / S`` without forming
+    the softmax."""
+    X -= X.max(axis=1, keepdims=True)
+    E = np.exp(X)
+    S = E.sum(axis=1)
+    entropy = np.log(S) - np.einsum("ec,ec->e", E, X) / S
+    n_classes = X.shape[1]
+    omega = np.clip(1.0 - entropy / np.log(n_classes), 0.0, 1.0)
+    return E, S, omega
+
+
+def _map_chunks(fn, n_edges, n_classes):
+    """``fn(slice)`` over cache-sized chunks of the edges, on all cores
+    (numpy releases the GIL); each chunk writes its own slice."""
+    slices = list(_edge_chunks(n_edges, n_classes))
+    n_threads = min(len(slices), len(os.sched_getaffinity(0)))
+    if n_threads <= 1:
+        for s in slices:
+            fn(s)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in pool.map(fn, slices):
+            pass
+
+
 
 
 def control_negative_weights(W, F, *, scale_free=False):
