@@ -399,15 +399,17 @@ class _ScipyProduct:
     ``blocks`` (scipy releases the GIL in its sparse kernels)."""
 
     def __init__(self, A, dtype, blocks):
-        A = sp.csr_matrix(A, dtype=dtype)
+        A = sp.csr_matrix(A)
+        # the indices are shared with A; only the values are converted
+        data = A.data.astype(dtype, copy=False)
         self.blocks = blocks
         b = blocks.bounds
         self.parts = []
         for start, stop in itertools.pairwise(b):
             lo, hi = A.indptr[start], A.indptr[stop]
             # views of A's arrays (the constructor would copy small views)
-            part = sp.csr_matrix((stop - start, A.shape[1]), dtype=A.dtype)
-            part.indices, part.data = A.indices[lo:hi], A.data[lo:hi]
+            part = sp.csr_matrix((stop - start, A.shape[1]), dtype=dtype)
+            part.indices, part.data = A.indices[lo:hi], data[lo:hi]
             part.indptr = (A.indptr[start : stop + 1] - lo).astype(A.indices.dtype)
             self.parts.append(part)
 
@@ -477,15 +479,33 @@ class _Operator:
         else:
             self.product = _ScipyProduct(A, dtype, self.blocks)
 
-    def residual(self, B, X):
-        """``B - A X``."""
-        R = self.blocks.zeros(B.shape)
+    def residual(self, B, X, out=None):
+        """``B - A X``, into ``out`` when given."""
+        R = self.blocks.empty(B.shape) if out is None else out
         self.product(X, R)
         self.blocks.rsub(B, R)
         return R
 
     def norm(self, R):
         return np.sqrt(self.blocks.norms(R)[0])
+
+    def residual_into(self, B, X, R):
+        """Write ``B - A X``, computed in this operator's precision, into
+        ``R`` (any precision) and return its column norms. With scipy on
+        the CPU it is computed chunk by chunk, without an ``n x n_rhs``
+        temporary."""
+        if not isinstance(self.product, _ScipyProduct):
+            R_here = self.residual(B, X)
+            R[...] = R_here if isinstance(R, np.ndarray) else R_here.to(R.dtype)
+            return self.norm(R_here)
+        parts = self.product.parts
+
+        def fn(i, s, t):
+            r = B[s] - parts[i] @ X
+            R[s] = r
+            return _coldot(r, r)
+
+        return np.sqrt(self.blocks.colsum(self.blocks.map(fn), B.shape[1]))
 
 
 def _cg(op, R, target, max_iter, progress, refresh=None):
@@ -593,6 +613,7 @@ def block_cg(
     verbose=0,
     n_threads=None,
     reorder="auto",
+    overwrite_x0=False,
 ):
     """Jacobi-preconditioned conjugate gradient on all columns of ``B``.
 
@@ -648,6 +669,10 @@ def block_cg(
         data order); ``'auto'`` does so when the ``n x n_rhs`` block
         outgrows the L2 cache (2 MiB) and the order is markedly more local.
         The solution comes back in the original order.
+    overwrite_x0 : bool, default=False
+        Allow the solver to use ``x0`` (a float64 array) as its solution
+        block, saving an ``n x n_rhs`` copy; ``x0`` then holds garbage or
+        the solution.
 
     Returns
     -------
@@ -678,7 +703,7 @@ def block_cg(
     with _torch_threads(solver, device, n_threads):
         X, n_iter, residuals, note = _solve(
             A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
-            progress,
+            progress, overwrite_x0=overwrite_x0 and perm is None,
         )
     progress.close()
     if perm is not None:
@@ -703,7 +728,8 @@ def block_cg(
 
 
 def _solve(
-    A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress
+    A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress,
+    overwrite_x0=False,
 ):
     """:func:`block_cg` without the reporting: returns ``(X, n_iter,
     residuals, note)``, ``X`` a float64 numpy array."""
@@ -716,10 +742,11 @@ def _solve(
     def plain_cg(op, max_iter):
         # in float64 the recurrence residual stays accurate far below any
         # useful tol: no refresh
-        R = op.blocks.asarray(B, copy=True)
-        X = None if x0 is None else op.blocks.asarray(x0, copy=True)
-        if X is not None:
-            R = op.residual(R, X)
+        if x0 is None:
+            X, R = None, op.blocks.asarray(B, copy=True)
+        else:
+            X = op.blocks.asarray(x0, copy=not overwrite_x0)
+            R = op.residual(op.blocks.asarray(B), X)
         E, n_iter, norm, _ = _cg(op, R, target, max_iter, progress)
         if X is None:
             X = E
@@ -735,19 +762,17 @@ def _solve(
         exact = _Operator(*args, np.float64, n_threads, like=op)
         B64 = exact.blocks.asarray(B)
         if x0 is None:
-            X, R64 = exact.blocks.zeros(B.shape), B64
+            X, R = exact.blocks.zeros(B.shape), op.blocks.asarray(B64, copy=True)
         else:
-            X = exact.blocks.asarray(x0, copy=True)
-            R64 = exact.residual(B64, X)
+            X = exact.blocks.asarray(x0, copy=not overwrite_x0)
+            R = op.blocks.empty(B.shape)
+            exact.residual_into(B64, X, R)
 
         def refresh(E, R):
             exact.blocks.add(X, E)
             op.blocks.fill(E, 0.0)
-            R64 = exact.residual(B64, X)
-            op.blocks.copy(R, R64)
-            return exact.norm(R64)
+            return exact.residual_into(B64, X, R)
 
-        R = op.blocks.asarray(R64, copy=True)
         _, n_iter, norm, stalled = _cg(op, R, target, max_iter, progress, refresh)
         if not stalled:
             return exact.blocks.to_numpy(X), n_iter, norm / b_norm, ""
