@@ -13,6 +13,10 @@ number of neighbours any requested quantity needs is searched only once.
 Ties in distance are broken by sample index (smaller index first) with the
 ``"numpy"`` backend. The ``"faiss"`` backend searches in single precision
 and may break ties (and near-ties) differently.
+
+:func:`neighbor_recall` checks an approximate neighbour search (the graph
+backends ``'faiss'`` above 200,000 rows and ``'pynndescent'``) against
+exact search on sampled rows.
 """
 
 import inspect
@@ -24,11 +28,13 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 
+from ._graph import neighbor_recall
 from ._utils import import_optional, is_installed, minus_one_mask
 
 __all__ = [
     "make_retrieval_scorer",
     "map_at_r",
+    "neighbor_recall",
     "nmi_score",
     "precision_at_k",
     "r_precision",
