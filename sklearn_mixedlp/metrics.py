@@ -15,7 +15,7 @@ Ties in distance are broken by sample index (smaller index first) with the
 and may break ties (and near-ties) differently.
 
 :func:`neighbor_recall` checks an approximate neighbour search (the graph
-backends ``'faiss'`` above 200,000 rows and ``'pynndescent'``) against
+backends ``'faiss'`` above 50,000 rows and ``'pynndescent'``) against
 exact search on sampled rows.
 """
 

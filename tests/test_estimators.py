@@ -6,8 +6,11 @@ transductive / inductive prediction rule (SPEC section 6), the precomputed
 backend, verbosity, convergence warnings and user-supplied negatives.
 """
 
+import glob
 import importlib.util
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -917,3 +920,24 @@ def test_fit_negatives_override_mom(small_digits):
 def test_sparse_tag_follows_the_backend(Est, backend, sparse):
     # faiss and the torch search take dense rows only
     assert Est(knn_backend=backend).__sklearn_tags__().input_tags.sparse is sparse
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or bool(glob.glob("/dev/nvidia[0-9]*") + glob.glob("/dev/kfd") + glob.glob("/dev/dxg")),
+    reason="only a Linux machine without GPU device nodes skips the torch import",
+)
+def test_auto_settings_do_not_import_torch_without_a_gpu():
+    # solver='auto', device='auto' and knn_backend='auto' look for a GPU;
+    # without one they must not pay for importing torch
+    code = (
+        "import sys\n"
+        "from sklearn.datasets import load_digits\n"
+        "from sklearn_mixedlp import HardNegativeLP\n"
+        "X, y = load_digits(return_X_y=True)\n"
+        "y[100:] = -1\n"
+        "est = HardNegativeLP().fit(X, y)\n"
+        "assert est.knn_backend_ != 'torch'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
