@@ -463,16 +463,19 @@ def plot(rows, keys, path):
         if len(s):
             ax.plot(*s.T, marker + "-", color="0.4", label=peer)
     if len(pts):
-        n0, t0 = pts[0]
+        # anchored at the largest size: the slope at scale, where fixed
+        # costs no longer count
+        n0, t0 = pts[-1]
         grid = np.array([min(sizes), max(sizes)])
         ax.plot(grid, t0 * grid / n0, ":", color="k", label="linear in N")
+    style = {OURS: ("*", "C3", 14), PEERS[0]: ("s", "0.4", 9), PEERS[1]: ("D", "0.4", 8)}
     for r in rows:
         if r["dataset"] == "fashion_mnist" and r["stage"] == "fit" and r["status"] == "ok":
+            marker, color, size = style[r["method"]]
             ax.plot(
-                int(r["n_samples"]), float(r["seconds"]),
-                "*" if r["method"] == OURS else "x", ms=12,
-                color="C3" if r["method"] == OURS else "0.4",
-                label=f"Fashion-MNIST: {r['method']}",
+                int(r["n_samples"]), float(r["seconds"]), marker, ms=size,
+                color=color, mfc="none" if r["method"] != OURS else color,
+                label=f"Fashion-MNIST 70k: {r['method']}",
             )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -511,6 +514,9 @@ def main():
         f"seed {args.seed}, solver={args.solver!r}, {os.cpu_count()} cores"
     )
     if args.report_only:
+        meta_file = Path(args.output_dir) / "scale_meta.txt"
+        if meta_file.exists():
+            meta = meta_file.read_text().strip()
         report(read_csv(Path(args.output_dir) / "scale.csv"), args.output_dir, meta)
         return
     jobs = []
@@ -550,6 +556,7 @@ def main():
     meta += f", load average {load_avg:.1f} at the start"
     if args.output_dir:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.output_dir) / "scale_meta.txt").write_text(meta + "\n")
         with open(Path(args.output_dir) / "scale.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, FIELDS)
             writer.writeheader()

@@ -15,15 +15,17 @@ Example session (``digits.npy``: the 1797 x 64 digits features;
     [sklearn-mixedlp] features: digits.npy, 1797 rows x 64 columns
     [sklearn-mixedlp] labels: labels.csv, 50 labeled rows, 10 classes
     [sklearn-mixedlp] fitting HardNegativeLP(n_neighbors=10)
-    [HardNegativeLP] graph: 25070 stored entries (0.08s)
-    [HardNegativeLP] label propagation: 131 iterations (0.12s)
-    [HardNegativeLP] negatives: 12535 negative edges (0.13s)
-    [HardNegativeLP] fit: done (0.18s)
+    [HardNegativeLP] neighbors: 10 neighbours with 'faiss' (0.12s, 0.12s in all)
+    [HardNegativeLP] graph: 25070 stored entries (0.00s, 0.12s in all)
+    [HardNegativeLP] label_propagation: 81 iterations (0.04s, 0.16s in all)
+    [HardNegativeLP] mining: 5022 negative edges (0.01s, 0.16s in all)
+    [HardNegativeLP] mixed_solve: 70 iterations (0.03s, 0.20s in all)
+    [HardNegativeLP] output: distributions, confidences (0.00s, 0.20s in all)
     [sklearn-mixedlp] writing pred.csv
-    sklearn-mixedlp: wrote pred.csv: 1797 rows, 50 labeled, 10 classes, method hard, 0.35s
+    sklearn-mixedlp: wrote pred.csv: 1797 rows, 50 labeled, 10 classes, method hard, 0.24s
     $ head -2 pred.csv | cut -c 1-64
     label,confidence,proba_0,proba_1,proba_2,proba_3,proba_4,proba_5
-    0,0.00017270434368887866,0.10854762873760769,0.09897558089575115
+    0,0.9186398667032514,0.9691656637049283,0.000559696047857417,0.0
 
 Progress goes to stderr (``--quiet`` silences it), the summary to stdout.
 Errors (a missing file, a wrong shape, non-numeric features, a label count

@@ -611,10 +611,14 @@ _SHARED_PARAMS_DOC = """
         installed.
     solver : {'auto', 'scipy', 'torch'}, default='auto'
         Conjugate-gradient backend. ``'auto'`` uses torch on a GPU when
-        one is requested or available, scipy otherwise.
+        one is requested or available, scipy otherwise. With the normalised
+        Laplacian the iterations run in float32 with float64 residual
+        refreshes (``tol`` is met on the float64 residual); see
+        :ref:`large_data`.
     device : str, default='auto'
-        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``, for the torch
-        solver.
+        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: where the torch
+        solver and the ``'torch'`` neighbour search run (``'auto'``: a CUDA
+        device when there is one).
     tol : float, default=1e-6
         Relative residual tolerance of each column of the solves.
     max_iter : int, default=1000

@@ -41,3 +41,18 @@ def mask_per_class(y, n_per_class, seed=0):
         keep = rng.choice(np.flatnonzero(y == c), n_per_class, replace=False)
         y_masked[keep] = c
     return y_masked
+
+
+@pytest.fixture
+def hide_torch(monkeypatch):
+    """Make ``importlib.import_module('torch')`` fail, as without torch."""
+    import importlib
+
+    real_import = importlib.import_module
+
+    def fake_import(name, *args):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)

@@ -305,17 +305,7 @@ def test_auto_backend_without_cuda_request_is_not_torch():
     assert resolve_knn_backend("torch", 1000, False, "cpu") == "torch"
 
 
-def test_missing_torch_names_the_extra(monkeypatch, sphere_data):
-    import importlib
-
-    real_import = importlib.import_module
-
-    def fake_import(name, *args):
-        if name == "torch":
-            raise ImportError("No module named 'torch'")
-        return real_import(name, *args)
-
-    monkeypatch.setattr(importlib, "import_module", fake_import)
+def test_missing_torch_names_the_extra(hide_torch, sphere_data):
     with pytest.raises(ImportError, match=r"pip install 'sklearn-mixedlp\[torch\]'"):
         NeighborIndex("torch", device="cpu").fit(sphere_data, 5)
     assert resolve_knn_backend("auto", 1000, False, "cuda") != "torch"

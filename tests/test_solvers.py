@@ -119,17 +119,7 @@ def test_cuda_without_gpu_is_a_clear_error():
     assert resolve_solver("torch", "auto") == ("torch", "cpu")
 
 
-def test_missing_torch_names_the_extra(monkeypatch):
-    import importlib
-
-    real_import = importlib.import_module
-
-    def fake_import(name, *args):
-        if name == "torch":
-            raise ImportError("No module named 'torch'")
-        return real_import(name, *args)
-
-    monkeypatch.setattr(importlib, "import_module", fake_import)
+def test_missing_torch_names_the_extra(hide_torch):
     with pytest.raises(ImportError, match=r"sklearn-mixedlp\[torch\]"):
         resolve_solver("torch", "cpu")
     assert resolve_solver("auto", "auto") == ("scipy", None)
