@@ -11,7 +11,6 @@ the normalised training rows, ``kneighbors`` for new rows and
 Similarities are inner products of L2-normalised rows (cosine similarity).
 """
 
-import contextlib
 import os
 import warnings
 from numbers import Integral, Real
@@ -25,7 +24,7 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
-from ._utils import cuda_available, import_optional, is_installed
+from ._utils import cuda_available, import_optional, is_installed, thread_count
 
 KNN_BACKENDS = ("auto", "exact", "torch", "faiss", "pynndescent", "precomputed")
 
@@ -403,15 +402,11 @@ def _n_threads(n_jobs):
     return n_jobs if n_jobs > 0 else max(1, n_cpus + 1 + n_jobs)
 
 
-@contextlib.contextmanager
 def _faiss_threads(faiss, n_jobs):
     """Run faiss with ``n_jobs`` OpenMP threads, then restore the setting."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(_n_threads(n_jobs))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
+    return thread_count(
+        faiss.omp_get_max_threads, faiss.omp_set_num_threads, _n_threads(n_jobs)
+    )
 
 
 def _train_ivf(faiss, V32, rng):

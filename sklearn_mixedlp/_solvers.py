@@ -29,7 +29,7 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
-from ._utils import cuda_available, import_optional
+from ._utils import cuda_available, import_optional, thread_count
 
 SOLVERS = ("auto", "scipy", "torch")
 
@@ -588,12 +588,8 @@ def _torch_threads(solver, device, n_threads):
         return
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
+    with thread_count(torch.get_num_threads, torch.set_num_threads, int(n_threads)):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def block_cg(

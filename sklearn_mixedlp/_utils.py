@@ -1,5 +1,6 @@
 """Small shared helpers: optional imports and class-distribution utilities."""
 
+import contextlib
 import glob
 import importlib
 import importlib.util
@@ -16,6 +17,18 @@ _EXTRAS = {
     "torch": "torch",
     "matplotlib": "docs",
 }
+
+
+@contextlib.contextmanager
+def thread_count(get, set_, n_threads):
+    """Run the block with ``set_(n_threads)``, then restore ``get()``'s
+    value (a library's global thread count, e.g. faiss's or torch's)."""
+    before = get()
+    set_(n_threads)
+    try:
+        yield
+    finally:
+        set_(before)
 
 
 def cuda_available():
