@@ -146,15 +146,21 @@ def as_grid(values, cv_results):
     return out
 
 
-truth = np.empty(grid_shape)
-for i, k in enumerate(neighbors):
-    for j, n_components in enumerate(components):
-        model = clone(pipe).set_params(
-            lp__n_neighbors=k, pca__n_components=n_components
-        )
-        model.fit(X, y_partial)
-        transduction = model[-1].transduction_
-        truth[i, j] = np.mean(transduction[unlabeled] == y[unlabeled])
+def true_accuracy_grid(pipeline):
+    """Accuracy on the truly unlabeled rows for every grid point."""
+    out = np.empty(grid_shape)
+    for i, k in enumerate(neighbors):
+        for j, n_components in enumerate(components):
+            model = clone(pipeline).set_params(
+                lp__n_neighbors=k, pca__n_components=n_components
+            )
+            model.fit(X, y_partial)
+            transduction = model[-1].transduction_
+            out[i, j] = np.mean(transduction[unlabeled] == y[unlabeled])
+    return out
+
+
+truth = true_accuracy_grid(pipe)
 
 cv_grid = as_grid(search.cv_results_["mean_test_score"], search.cv_results_)
 naive_grid = as_grid(naive.cv_results_["mean_test_score"], naive.cv_results_)
@@ -282,15 +288,7 @@ plt.show()
 # Here is the same grid with it, again on the truly unlabeled rows.
 
 pipe_defaults = clone(pipe).set_params(lp=HardNegativeLP())
-truth_defaults = np.empty(grid_shape)
-for i, k in enumerate(neighbors):
-    for j, n_components in enumerate(components):
-        model = clone(pipe_defaults).set_params(
-            lp__n_neighbors=k, pca__n_components=n_components
-        )
-        model.fit(X, y_partial)
-        transduction = model[-1].transduction_
-        truth_defaults[i, j] = np.mean(transduction[unlabeled] == y[unlabeled])
+truth_defaults = true_accuracy_grid(pipe_defaults)
 best_i = neighbors.index(search.best_params_["lp__n_neighbors"])
 best_j = components.index(search.best_params_["pca__n_components"])
 print(
