@@ -11,7 +11,6 @@ the normalised training rows, ``kneighbors`` for new rows and
 Similarities are inner products of L2-normalised rows (cosine similarity).
 """
 
-import os
 import warnings
 from numbers import Integral, Real
 
@@ -24,7 +23,16 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
-from ._utils import cuda_available, import_optional, is_installed, thread_count
+from ._utils import (
+    available_cores,
+    check_cuda_device,
+    check_device,
+    cuda_available,
+    import_optional,
+    is_cuda,
+    is_installed,
+    thread_count,
+)
 
 KNN_BACKENDS = ("auto", "exact", "torch", "faiss", "pynndescent", "precomputed")
 
@@ -331,7 +339,7 @@ class NeighborIndex:
         if "_faiss" in state:
             faiss = import_optional("faiss", "unpickling a faiss index")
             state["_faiss"] = faiss.deserialize_index(state["_faiss"])
-        if _is_cuda(state.get("device_")) and not _cuda_available():
+        if is_cuda(state.get("device_")) and not cuda_available():
             # Fitted on a GPU, loaded without one: search on the CPU.
             if state["device"] != "auto":
                 warnings.warn(
@@ -352,21 +360,6 @@ def _require_dense(V, backend):
         )
 
 
-def _is_cuda(device):
-    return isinstance(device, str) and device.startswith("cuda")
-
-
-def _cuda_available():
-    return cuda_available()
-
-
-def _check_device(device):
-    if not (device in ("auto", "cpu") or _is_cuda(device)):
-        raise ValueError(
-            f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        )
-
-
 def resolve_knn_device(device):
     """The torch device of the ``'torch'`` backend for ``device``.
 
@@ -379,24 +372,19 @@ def resolve_knn_device(device):
     ValueError
         For an unknown device, or a CUDA device that is not available.
     """
-    _check_device(device)
+    check_device(device)
     torch = import_optional("torch", "knn_backend='torch'")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return device
-    if not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available (no GPU, "
-            "or torch was built without CUDA); use device='cpu' or 'auto'."
-        )
+    check_cuda_device(torch, device)
     return device
 
 
 def _n_threads(n_jobs):
     """Number of threads for ``n_jobs`` (None or -1: all available cores)."""
-    n_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    n_cpus = n_cpus or os.cpu_count() or 1
+    n_cpus = available_cores()
     if n_jobs is None:
         return n_cpus
     return n_jobs if n_jobs > 0 else max(1, n_cpus + 1 + n_jobs)
@@ -508,8 +496,8 @@ def resolve_knn_backend(backend, n_samples, sparse_input, device="cpu"):
     """
     if backend != "auto":
         return backend
-    if not sparse_input and (_is_cuda(device) or device == "auto"):
-        if _cuda_available():
+    if not sparse_input and (is_cuda(device) or device == "auto"):
+        if cuda_available():
             return "torch"
     if not sparse_input and is_installed("faiss"):
         return "faiss"
@@ -743,7 +731,7 @@ def knn_graph(
     >>> est = HardNegativeLP(knn_backend="precomputed").fit(A, mask_labels(y, 5))
     """
     X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-    _check_device(device)
+    check_device(device)
     A, *_ = build_knn_affinity(
         X, n_neighbors, kernel, gamma, knn_backend, random_state, device
     )

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _solvers
 from ._graph import (
     KERNELS,
     KNN_BACKENDS,
@@ -40,7 +41,12 @@ from ._negatives import (
     mom_negative_weights,
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
-from ._utils import entropy_confidence, minus_one_mask, normalize_distributions
+from ._utils import (
+    entropy_confidence,
+    is_cuda,
+    minus_one_mask,
+    normalize_distributions,
+)
 
 
 def _class_mass_normalize(G, y_labeled, n_classes):
@@ -102,9 +108,6 @@ def _with_diagonal(M, diagonal):
     del M
     return sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(n, n))
 
-
-# The score block fits in the L2 cache below this size: no reordering.
-_CACHE_BYTES = 2 * 2**20
 
 # Smallest mu of the normalised Laplacian solved in float32 (condition
 # number at most (2 + mu) / mu, about 2e4).
@@ -385,8 +388,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         """The row order of the solves (see :func:`locality_order`), or
         None: for a precomputed graph (no features; the solver then picks
         its own order), on a GPU, and when the score block fits in cache."""
-        small = W.shape[0] * n_classes * 4 <= _CACHE_BYTES
-        if precomputed or small or str(self._device).startswith("cuda"):
+        # below the solver's cache size the score block needs no reordering
+        small = W.shape[0] * n_classes * 4 <= _solvers._CACHE_BYTES
+        if precomputed or small or is_cuda(self._device):
             return None
         return locality_order(X, W, random_state=self.random_state)
 

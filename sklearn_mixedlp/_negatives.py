@@ -12,13 +12,12 @@ Edge computations run over chunks of the upper triangle of ``W`` so the
 working memory is ``O(chunk * C)`` on top of the ``O(N k + N C)`` inputs.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._utils import entropy_confidence, normalize_distributions
+from ._utils import available_cores, entropy_confidence, normalize_distributions
 
 # Edges processed per chunk is _CHUNK_ENTRIES // n_classes (a chunk of
 # float64 scores is 1 MiB: the temporaries of a chunk stay in cache).
@@ -26,8 +25,6 @@ _CHUNK_ENTRIES = 2**17
 # Remaining degree (relative) below which a sample is taken to have no
 # neighbour left once an edge is removed.
 _TINY_DEGREE = 1e-12
-
-
 
 
 def _upper_edges(W):
@@ -55,8 +52,6 @@ def _dissimilarity(Zij, Zji):
     """``omega(Zij) omega(Zji) (1 - Zij . Zji)``: eqs. 21-22."""
     p_dis = 1.0 - np.einsum("ec,ec->e", Zij, Zji)
     return entropy_confidence(Zij) * entropy_confidence(Zji) * np.clip(p_dis, 0, 1)
-
-
 
 
 def hard_negative_weights(W, F, temperature, *, scale_free=False, row_scale=None):
@@ -164,7 +159,7 @@ def _map_chunks(fn, n_edges, n_classes):
     """``fn(slice)`` over cache-sized chunks of the edges, on all cores
     (numpy releases the GIL); each chunk writes its own slice."""
     slices = list(_edge_chunks(n_edges, n_classes))
-    n_threads = min(len(slices), len(os.sched_getaffinity(0)))
+    n_threads = min(len(slices), available_cores())
     if n_threads <= 1:
         for s in slices:
             fn(s)
@@ -172,8 +167,6 @@ def _map_chunks(fn, n_edges, n_classes):
     with ThreadPoolExecutor(n_threads) as pool:
         for _ in pool.map(fn, slices):
             pass
-
-
 
 
 def control_negative_weights(W, F, *, scale_free=False):

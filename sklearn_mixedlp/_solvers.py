@@ -16,7 +16,6 @@ measures what each of these is worth against the memory bandwidth.
 
 import contextlib
 import itertools
-import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,15 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
-from ._utils import cuda_available, import_optional, thread_count
+from ._utils import (
+    available_cores,
+    check_cuda_device,
+    check_device,
+    cuda_available,
+    import_optional,
+    is_cuda,
+    thread_count,
+)
 
 SOLVERS = ("auto", "scipy", "torch")
 
@@ -54,10 +61,6 @@ class SolveResult:
     n_iter: int
     residuals: np.ndarray
     converged: bool
-
-
-def _is_cuda(device):
-    return isinstance(device, str) and device.startswith("cuda")
 
 
 def resolve_solver(solver, device):
@@ -87,37 +90,23 @@ def resolve_solver(solver, device):
     """
     if solver not in SOLVERS:
         raise ValueError(f"Unknown solver {solver!r}; expected one of {SOLVERS}.")
-    if not (device in ("auto", "cpu") or _is_cuda(device)):
-        raise ValueError(
-            f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        )
+    check_device(device)
     if solver == "scipy":
-        if _is_cuda(device):
+        if is_cuda(device):
             raise ValueError(
                 f"solver='scipy' runs on the CPU and cannot use device={device!r}; "
                 "use solver='torch' (or 'auto') for a GPU."
             )
         return "scipy", None
-    if solver == "auto" and not _is_cuda(device):
+    if solver == "auto" and not is_cuda(device):
         if device == "cpu" or not cuda_available():
             return "scipy", None
         return "torch", "cuda"
     torch = import_optional("torch", f"solver={solver!r} with device={device!r}")
     if device == "auto":
         return "torch", "cuda" if torch.cuda.is_available() else "cpu"
-    if _is_cuda(device):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available "
-                "(no GPU, or torch was built without CUDA); use device='cpu' "
-                "or 'auto'."
-            )
-        index = torch.device(device).index or 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} does not exist: only "
-                f"{torch.cuda.device_count()} CUDA device(s) are visible."
-            )
+    if is_cuda(device):
+        check_cuda_device(torch, device)
     return "torch", device
 
 
@@ -138,13 +127,6 @@ _CHUNK_BYTES = 512 * 1024
 _REFRESH = 1e-3
 # ... and at least every this many iterations
 _REFRESH_EVERY = 50
-
-
-def _available_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # The product gathers one row of X per stored entry of A. Once X outgrows the
@@ -429,7 +411,7 @@ class _TorchProduct:
 
     def __init__(self, A, dtype, device, like=None):
         torch = import_optional("torch", "solver='torch'")
-        self.torch, self.host = torch, not _is_cuda(device)
+        self.torch, self.host = torch, not is_cuda(device)
         A = sp.csr_matrix(A)
         if like is None:
             # 32-bit indices when they fit: fewer bytes, faster kernels
@@ -465,7 +447,7 @@ class _Operator:
     def __init__(
         self, A, inv_diag, n_cols, solver, device, dtype, n_threads, like=None
     ):
-        if solver == "torch" and _is_cuda(device):
+        if solver == "torch" and is_cuda(device):
             self.blocks = _DeviceBlocks(inv_diag, n_cols, dtype, device)
         else:
             self.blocks = _HostBlocks(inv_diag, n_cols, dtype, n_threads)
@@ -583,7 +565,7 @@ def _cg(op, R, target, max_iter, progress, refresh=None):
 @contextlib.contextmanager
 def _torch_threads(solver, device, n_threads):
     """torch's CPU thread count set to ``n_threads`` for the solve."""
-    if solver != "torch" or _is_cuda(device) or n_threads is None:
+    if solver != "torch" or is_cuda(device) or n_threads is None:
         yield
         return
     import torch
@@ -679,7 +661,7 @@ def block_cg(
     if np.dtype(dtype) not in (np.float64, np.float32):
         raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}.")
     dtype = np.dtype(dtype).type
-    n_threads = _available_cores() if n_threads is None else n_threads
+    n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
     progress = tqdm(
         total=max_iter, desc=f"conjugate gradient ({solver})", disable=verbose < 2,

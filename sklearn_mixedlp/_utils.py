@@ -5,6 +5,7 @@ import glob
 import importlib
 import importlib.util
 import numbers
+import os
 import sys
 
 import numpy as np
@@ -31,6 +32,22 @@ def thread_count(get, set_, n_threads):
         set_(before)
 
 
+def available_cores():
+    """Cores this process may run on (its CPU affinity where the platform
+    reports one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def gpu_device_nodes():
+    """The GPU device nodes of a Linux machine (NVIDIA, ROCm, WSL2)."""
+    return glob.glob("/dev/nvidia[0-9]*") + glob.glob("/dev/kfd") + glob.glob(
+        "/dev/dxg"
+    )
+
+
 def cuda_available():
     """Whether torch is installed and sees a CUDA (or ROCm) device.
 
@@ -40,14 +57,41 @@ def cuda_available():
     if "torch" not in sys.modules:
         if importlib.util.find_spec("torch") is None:
             return False
-        nodes = glob.glob("/dev/nvidia[0-9]*") + glob.glob("/dev/kfd") + glob.glob(
-            "/dev/dxg"
-        )
-        if sys.platform.startswith("linux") and not nodes:
+        if sys.platform.startswith("linux") and not gpu_device_nodes():
             return False
     import torch
 
     return torch.cuda.is_available()
+
+
+def is_cuda(device):
+    """Whether the device string names a CUDA device."""
+    return isinstance(device, str) and device.startswith("cuda")
+
+
+def check_device(device):
+    """Raise ValueError unless ``device`` is 'auto', 'cpu', 'cuda' or
+    'cuda:N'."""
+    if not (device in ("auto", "cpu") or is_cuda(device)):
+        raise ValueError(
+            f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
+
+
+def check_cuda_device(torch, device):
+    """Raise ValueError unless the CUDA ``device`` exists here."""
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available "
+            "(no GPU, or torch was built without CUDA); use device='cpu' "
+            "or 'auto'."
+        )
+    index = torch.device(device).index or 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} does not exist: only "
+            f"{torch.cuda.device_count()} CUDA device(s) are visible."
+        )
 
 
 def import_optional(module, purpose):

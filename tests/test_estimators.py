@@ -6,7 +6,6 @@ transductive / inductive prediction rule (SPEC section 6), the precomputed
 backend, verbosity, convergence warnings and user-supplied negatives.
 """
 
-import glob
 import importlib.util
 import pickle
 import subprocess
@@ -26,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
+from sklearn_mixedlp._utils import gpu_device_nodes
 
 from .conftest import mask_per_class
 
@@ -924,7 +924,7 @@ def test_sparse_tag_follows_the_backend(Est, backend, sparse):
 
 @pytest.mark.skipif(
     not sys.platform.startswith("linux")
-    or bool(glob.glob("/dev/nvidia[0-9]*") + glob.glob("/dev/kfd") + glob.glob("/dev/dxg")),
+    or bool(gpu_device_nodes()),
     reason="only a Linux machine without GPU device nodes skips the torch import",
 )
 def test_auto_settings_do_not_import_torch_without_a_gpu():

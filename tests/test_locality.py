@@ -6,8 +6,13 @@ import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_digits
 
-from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
-from sklearn_mixedlp import _graph, _label_propagation
+from sklearn_mixedlp import (
+    HardNegativeLP,
+    MixedLabelPropagation,
+    _graph,
+    _label_propagation,
+    _solvers,
+)
 from sklearn_mixedlp._graph import locality_order, permute_symmetric, symmetrize
 
 from .conftest import mask_per_class
@@ -72,7 +77,7 @@ def test_reordered_fit_equals_data_order_fit(digits, monkeypatch, make):
     y_train = mask_per_class(y, 5)
     plain = make().fit(X, y_train)
     # force the reordering (the score block is far below the cache size)
-    monkeypatch.setattr(_label_propagation, "_CACHE_BYTES", 0)
+    monkeypatch.setattr(_solvers, "_CACHE_BYTES", 0)
     monkeypatch.setattr(_graph, "_CELL_ROWS", 60)
     calls = []
     original = _label_propagation.locality_order
@@ -102,7 +107,7 @@ def test_user_negatives_follow_the_reordering(digits, monkeypatch):
     y_train = mask_per_class(y, 5)
     pairs = np.array([[0, 1], [2, 5], [7, 30], [100, 400]])
     plain = MixedLabelPropagation(knn_backend="exact").fit(X, y_train, negatives=pairs)
-    monkeypatch.setattr(_label_propagation, "_CACHE_BYTES", 0)
+    monkeypatch.setattr(_solvers, "_CACHE_BYTES", 0)
     monkeypatch.setattr(_graph, "_CELL_ROWS", 60)
     reordered = MixedLabelPropagation(knn_backend="exact").fit(
         X, y_train, negatives=pairs
