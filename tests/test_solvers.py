@@ -78,6 +78,23 @@ def test_warm_start_from_solution_needs_no_iteration():
     assert warm.n_iter < cold.n_iter
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_overwrite_x0_solves_in_the_warm_start_buffer(dtype):
+    A = random_spd(300, seed=11)
+    B = np.random.default_rng(12).normal(size=(300, 3))
+    start = np.linalg.solve(A.toarray(), B) + 1e-2
+    kept = start.copy()
+    plain = block_cg(A, B, x0=start, tol=1e-8, dtype=dtype, reorder=None)
+    np.testing.assert_array_equal(start, kept)  # x0 left alone by default
+    result = block_cg(
+        A, B, x0=start, tol=1e-8, dtype=dtype, reorder=None, overwrite_x0=True
+    )
+    assert np.shares_memory(result.X, start)
+    np.testing.assert_allclose(result.X, plain.X, rtol=0, atol=1e-10)
+    residual = np.linalg.norm(B - A @ result.X, axis=0) / np.linalg.norm(B, axis=0)
+    assert residual.max() <= 1e-8
+
+
 def test_convergence_warning_when_stopped_short():
     A = random_spd(200, seed=9)
     B = np.random.default_rng(10).normal(size=(200, 3))
