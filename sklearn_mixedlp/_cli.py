@@ -63,8 +63,14 @@ METHODS = {
     "lp": (MixedLabelPropagation, None, "plain label propagation"),
     "mom": (MixedLabelPropagation, "mom", "LP with Mining-on-Manifolds negatives"),
     "control": (HardNegativeLP, "control", "LP with the 'Control' negatives"),
-    "hard": (HardNegativeLP, "hard", "LP with mined hard negatives"),
+    "hard": (HardNegativeLP, None, "LP with mined hard negatives"),
+    "edge-removal": (
+        HardNegativeLP,
+        "hard",
+        "LP with the paper's edge-removal negatives",
+    ),
 }
+_MINED = ("hard", "edge-removal")
 DEFAULT_METHOD = "hard"
 
 EXIT_OK = 0
@@ -83,6 +89,8 @@ methods:
   mom      {METHODS["mom"][2]} (MixedLabelPropagation('mom'))
   control  {METHODS["control"][2]} (HardNegativeLP('control'))
   hard     {METHODS["hard"][2]} (HardNegativeLP(), the default)
+  edge-removal
+           {METHODS["edge-removal"][2]} (HardNegativeLP('hard'))
   --paper  the same methods in the paper's literal configuration
            (e.g. HardNegativeLP.paper(): k=50, gamma=3, combinatorial
            Laplacian, temperature 4 on the raw scores, beta=1)
@@ -229,8 +237,8 @@ def build_parser():
         "--temperature",
         type=_float_type(allow_zero=False),
         metavar="T",
-        help="temperature of the hard-negative mining, --method hard only "
-        f"(default: {_DEFAULTS['temperature']:g})",
+        help="temperature of the mining, --method hard and edge-removal only "
+        "(default: 0.25 for hard, 16 for edge-removal)",
     )
     model.add_argument(
         "--beta",
@@ -801,7 +809,7 @@ def _estimator_spec(args):
     cls, first, _ = METHODS[args.method]
     params = {
         "n_neighbors": args.n_neighbors,
-        "temperature": args.temperature if args.method == "hard" else None,
+        "temperature": args.temperature if args.method in _MINED else None,
         "beta": args.beta,
         "solver": args.solver,
         "device": args.device,
@@ -830,7 +838,8 @@ def make_estimator(args, verbose=0):
     """
     cls, first, params = _estimator_spec(args)
     make = cls.paper if getattr(args, "paper", False) else cls
-    return make(first, **params, verbose=verbose)
+    positional = () if first is None else (first,)
+    return make(*positional, **params, verbose=verbose)
 
 
 def _describe_estimator(args):
@@ -976,7 +985,7 @@ def _run(args):
             resolve_solver(args.solver or "auto", args.device or "auto")
         except (ValueError, ImportError) as exc:
             raise CLIError(str(exc)) from None
-    if args.temperature is not None and args.method != "hard":
+    if args.temperature is not None and args.method not in _MINED:
         warnings.warn(f"--temperature is ignored with --method {args.method}")
     if args.beta is not None and args.method == "lp":
         warnings.warn("--beta is ignored with --method lp (no negative edges)")

@@ -8,6 +8,7 @@ Data flows one way (SPEC sections 1-6)::
       -> distributions, pseudolabels, confidences -> fitted attributes
 """
 
+import inspect
 import time
 import warnings
 from abc import abstractmethod
@@ -29,13 +30,17 @@ from ._graph import (
     check_precomputed_graph,
     knn_affinity,
     l2_normalize,
+    l2_normalize_quiet,
     locality_order,
     permute_symmetric,
     search_neighbors,
     symmetrize,
 )
 from ._negatives import (
+    agreement_weights,
     check_negatives,
+    discriminant_features,
+    linear_discriminant_proba,
     control_negative_weights,
     hard_negative_weights,
     mom_negative_weights,
@@ -171,18 +176,99 @@ def _row_hashes(X):
         return hashes
 
 
+def _cut_graph(W, Wdis, beta):
+    """``max(W - beta Wdis, 0)`` on the stored entries of ``W`` (a negative
+    off the graph's edges removes nothing), without stored zeros."""
+    cut = W.copy()
+    removed = sp.csr_matrix(Wdis).multiply(W != 0) * beta
+    cut = (cut - removed).tocsr()
+    np.clip(cut.data, 0.0, None, out=cut.data)
+    cut.eliminate_zeros()
+    cut.sort_indices()
+    return cut
+
+
+class _Mining:
+    """What the negatives of a fit may read: the graph, the labels, the
+    features (in the order of the solves), and the solves themselves.
+
+    ``solve_lp()`` solves plain label propagation once (later calls return
+    the same solution), ``solve_mixed(Wdis, x0)`` the propagation with
+    negatives (keeping the base system), ``distributions(F)`` turns a
+    solution into the class distributions the estimator would output, and
+    ``features()`` gives the rows of the linear view (None for a
+    precomputed graph). ``n_iter`` counts the iterations of the solves
+    made for the mining beyond the first propagation.
+    """
+
+    def __init__(
+        self, est, W, knn, negatives, row_scale, y_index, labeled, orphan,
+        system, data, clock,
+    ):
+        self.est, self.W, self.knn, self.negatives = est, W, knn, negatives
+        self.row_scale, self.y_index, self.labeled = row_scale, y_index, labeled
+        self.orphan, self.system, self._data, self.clock = orphan, system, data, clock
+        self.n_classes = est.classes_.size
+        self.n_iter = 0
+        self._lp = None
+
+    def solve_lp(self):
+        if self._lp is None:
+            result = self.est._cg(self.system["A"], self.system["B"])
+            self.clock.lap(
+                "label_propagation", f"{result.n_iter} iterations", result.n_iter
+            )
+            self._lp = result.X
+        return self._lp
+
+    def solve_mixed(self, Wdis, x0):
+        n_iter = self.est.n_iter_
+        G, self._orphan = self.est._mixed_solve(
+            self.system, self.W, Wdis, x0, self.row_scale, self, keep=True
+        )
+        self.n_iter += self.est.n_iter_ - n_iter
+        return G
+
+    def finish(self, G, orphan):
+        """Zero the rows without a labeled graph part, then class-mass
+        normalisation (in place)."""
+        G[orphan] = 0.0
+        if self.est.class_mass_normalization:
+            G = _class_mass_normalize(
+                G, self.y_index[self.labeled], self.n_classes
+            )
+        return G
+
+    def distributions(self, G):
+        """The class distributions the estimator would output for the
+        latest solution ``G`` (left unchanged)."""
+        orphan = getattr(self, "_orphan", self.orphan)
+        present = np.bincount(self.y_index[self.labeled], minlength=self.n_classes) > 0
+        P, _ = normalize_distributions(self.finish(G.copy(), orphan), present / present.sum())
+        return P
+
+    def features(self):
+        if self._data is None:
+            return None
+        X, perm = self._data
+        V, _ = l2_normalize_quiet(X)
+        V = discriminant_features(V, self.n_classes, self.est.random_state)
+        return V if perm is None else V[perm]
+
+
 class _BaseMixedLP(ClassifierMixin, BaseEstimator):
     """Shared machinery of the label-propagation estimators."""
 
     _parameter_constraints = {
-        "dissimilarity_loss": [StrOptions({"mixed", "lpdr"})],
+        "dissimilarity_loss": [StrOptions({"mixed", "lpdr", "cut"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "kernel": [StrOptions(set(KERNELS))],
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "laplacian": [StrOptions({"normalized", "combinatorial"})],
         "class_mass_normalization": ["boolean"],
         "scale_free": ["boolean"],
-        "mu": [Interval(Real, 0, None, closed="neither")],
+        "mu": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "source": [StrOptions({"labels", "poisson"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "knn_backend": [StrOptions(set(KNN_BACKENDS))],
         "solver": [StrOptions(set(SOLVERS))],
@@ -210,6 +296,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         "beta": 1.0,
         "class_mass_normalization": False,
         "scale_free": False,
+        "dissimilarity_loss": "mixed",
     }
 
     @classmethod
@@ -234,15 +321,20 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         estimator : instance of the class
             An unfitted estimator.
         """
-        return cls(*args, **{**cls._PAPER_PARAMS, **params})
+        positional = [
+            name
+            for name in inspect.signature(cls.__init__).parameters
+            if name != "self"
+        ][: len(args)]
+        given = dict(zip(positional, args))
+        return cls(**{**cls._PAPER_PARAMS, **given, **params})
 
     # -- hooks for the subclasses ---------------------------------------
     @abstractmethod
-    def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
+    def _negative_weights(self, mining):
         """Return ``(Wdis, F)``: the dissimilarity weights and, when it was
-        needed to mine them, the LP solution (else None). ``row_scale``
-        maps a solution to the scores whose neighbour average is eq. 17's
-        fixed point (``D^-1/2 F`` for the normalised Laplacian)."""
+        needed to mine them, the latest solution (else None), from the
+        :class:`_Mining` context ``mining``."""
 
     # -- fit ------------------------------------------------------------
     def _fit(self, X, y, negatives=None):
@@ -260,6 +352,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         self.classes_, y_index = self._encode_labels(y, unlabeled)
         n_samples, n_classes = X.shape[0], self.classes_.size
         self._solver, self._device = resolve_solver(self.solver, self.device)
+        # 'auto': the fraction of labeled rows, so that a random walk of the
+        # propagation lasts about as many steps as there are rows per label
+        self.mu_ = (
+            np.count_nonzero(~unlabeled) / n_samples if self.mu == "auto" else self.mu
+        )
 
         W, knn = self._build_graph(X, precomputed, clock)
         if negatives is not None:
@@ -285,29 +382,26 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         row_scale = system.pop("s")
         clock.lap("graph", f"{W.nnz} stored entries")
         self.n_iter_ = 0
-
-        def solve_lp():
-            result = self._cg(system["A"], system["B"])
-            clock.lap("label_propagation", f"{result.n_iter} iterations", result.n_iter)
-            return result.X
-
-        Wdis, F = self._negative_weights(W, knn, solve_lp, negatives, row_scale)
+        mining = _Mining(
+            self, W, knn, negatives, row_scale, y_index, labeled, orphan, system,
+            None if precomputed else (X, perm), clock,
+        )
+        Wdis, F = self._negative_weights(mining)
         clock.lap(
             "mining" if F is not None else "negatives",
             f"{Wdis.nnz // 2} negative edges",
+            mining.n_iter,
         )
         if Wdis.nnz == 0:
-            G = solve_lp() if F is None else F
+            G = mining.solve_lp() if F is None else F
         else:
             n_iter = self.n_iter_
-            G = self._mixed_solve(system, Wdis, F, row_scale)
+            G, orphan = self._mixed_solve(system, W, Wdis, F, row_scale, mining)
             del F
             n_iter = self.n_iter_ - n_iter
             clock.lap("mixed_solve", f"{n_iter} iterations", n_iter)
         system.clear()  # free the systems before the outputs
-        G[orphan] = 0.0
-        if self.class_mass_normalization:
-            G = _class_mass_normalize(G, y_index[labeled], n_classes)
+        G = mining.finish(G, orphan)
         if perm is not None:
             inverse = np.empty_like(perm)
             inverse[perm] = np.arange(perm.size)
@@ -409,7 +503,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         # The normalised system has eigenvalues in [mu, 2 + mu]: float32
         # iterations with float64 residual refreshes meet tol in as many
         # iterations as float64 and move half the bytes.
-        single = self.laplacian == "normalized" and self.mu >= _SINGLE_MIN_MU
+        single = self.laplacian == "normalized" and self.mu_ >= _SINGLE_MIN_MU
         result = block_cg(
             A,
             B,
@@ -440,13 +534,19 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         point (1 for the combinatorial Laplacian, ``D^-1/2`` otherwise).
         """
         degree = np.asarray(W.sum(axis=1)).ravel()
+        mu = self.mu_
         # B = U Y = mu Y: mu on the labeled rows, in their class's column
         B = np.zeros((W.shape[0], self.classes_.size))
-        B[np.flatnonzero(labeled), y_index[labeled]] = self.mu
+        rows = np.flatnonzero(labeled)
+        B[rows, y_index[labeled]] = mu
+        if self.source == "poisson":
+            # Poisson-type sources: the labels minus their mean, so that
+            # each class's sources sum to zero
+            B[rows] -= B[rows].mean(axis=0)
         if self.laplacian == "combinatorial":
             ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
             # L + U (+ ridge), eq. 16
-            A = _with_diagonal(-W, degree + self.mu * labeled + ridge)
+            A = _with_diagonal(-W, degree + mu * labeled + ridge)
             return A, B, np.ones_like(degree)
         scale = np.zeros_like(degree)
         np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
@@ -454,28 +554,49 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         S = W.copy()
         S.data *= -scale[S.indices]
         S.data *= np.repeat(scale, np.diff(S.indptr))
-        return _with_diagonal(S, np.full_like(degree, 1.0 + self.mu)), B, scale
+        return _with_diagonal(S, np.full_like(degree, 1.0 + mu)), B, scale
 
-    def _mixed_solve(self, system, Wdis, F, row_scale):
-        """Solve eq. 24's SPD system ``(L + 2 beta Q + U) G = U Y`` with
-        ``Q = Ddis + Wdis``, or LPDR's ``(L - 2 beta Ldis + U) G = U Y``.
-        With the normalised Laplacian, ``Q`` becomes ``D^-1/2 Q D^-1/2``.
-        The base system ``system['A']`` is dropped, and the warm start
-        ``F`` overwritten by the solution, to save memory."""
+    def _mixed_solve(self, system, W, Wdis, F, row_scale, mining, keep=False):
+        """Solve the propagation with the negatives ``Wdis``; returns the
+        solution and the rows of graph parts without a labeled sample.
+
+        - ``'mixed'``: eq. 24's SPD system ``(L + 2 beta Q + U) G = U Y``
+          with ``Q = Ddis + Wdis``;
+        - ``'lpdr'``: LPDR's ``(L - 2 beta Ldis + U) G = U Y`` (MINRES);
+        - ``'cut'``: the propagation on ``W - beta Wdis`` (clipped at 0),
+          i.e. LPDR's loss with each negative bounded by its edge's
+          affinity, which keeps the system positive definite.
+
+        With the normalised Laplacian, ``Q`` and ``Ldis`` become ``D^-1/2 Q
+        D^-1/2``; the cut graph gets its own degrees. Unless ``keep``, the
+        base system ``system['A']`` is dropped and the warm start ``F``
+        overwritten by the solution, to save memory."""
+        if self.dissimilarity_loss == "cut":
+            if not keep:
+                system.pop("A", None)
+            W_cut = _cut_graph(W, Wdis, self.beta)
+            orphan = self._unlabeled_components(W_cut, mining.labeled)
+            A, B, _ = self._base_system(
+                W_cut, mining.y_index, mining.labeled, orphan
+            )
+            del W_cut
+            return self._cg(A, B, x0=F, overwrite_x0=not keep).X, orphan
         dis_degree = sp.diags(np.asarray(Wdis.sum(axis=1)).ravel())
         sign = 1.0 if self.dissimilarity_loss == "mixed" else -1.0
         Q = dis_degree + sign * Wdis  # signless Laplacian, or Ldis for LPDR
         if self.laplacian == "normalized":
             Q = sp.diags(row_scale) @ Q @ sp.diags(row_scale)
-        A = (system.pop("A") + sign * 2 * self.beta * Q).tocsr()
-        del Q
+        base = system["A"] if keep else system.pop("A")
+        A = (base + sign * 2 * self.beta * Q).tocsr()
+        del Q, base
         if self.dissimilarity_loss == "mixed":
-            return self._cg(A, system["B"], x0=F, overwrite_x0=True).X
+            result = self._cg(A, system["B"], x0=F, overwrite_x0=not keep)
+            return result.X, mining.orphan
         result = minres_solve(
             A, system["B"], x0=F, tol=self.tol, max_iter=self.max_iter
         )
         self.n_iter_ += result.n_iter
-        return result.X
+        return result.X, mining.orphan
 
     # -- prediction -----------------------------------------------------
     def predict_proba(self, X):
@@ -578,10 +699,23 @@ _SHARED_PARAMS_DOC = """
         ``alpha = 1 / (1 + mu)``, with the dissimilarity term scaled as
         ``D^-1/2 Q D^-1/2``; better conditioned and more accurate when
         labels are few.
-    mu : float, default=1/99
-        Weight ``mu`` of the fit to the given labels (eq. 16).
+    mu : float or 'auto', default=1/99
+        Weight ``mu`` of the fit to the given labels (eq. 16). With the
+        normalised Laplacian a random walk of the propagation lasts about
+        ``1 / mu`` steps. ``'auto'``: the fraction of labeled rows, so that
+        the walk lasts about as many steps as there are rows per label
+        (more local as labels get denser). The value used is ``mu_``.
+    source : {'labels', 'poisson'}, default='labels'
+        Right-hand side of the propagation. ``'labels'``: ``mu Y`` on the
+        labeled rows. ``'poisson'``: Poisson-type sources ``mu (Y - Ybar)``
+        on the labeled rows, ``Ybar`` the mean label vector of the labeled
+        rows, so that each class's sources sum to zero (Calder et al.,
+        2020); negative scores are clipped when the distributions are
+        formed.
     beta : float, default=BETA_DEFAULT
-        Weight ``beta`` of the dissimilarity loss (eq. 23).
+        Weight ``beta`` of the dissimilarity loss (eq. 23); with
+        ``dissimilarity_loss='cut'``, the share of each negative weight
+        removed from its edge.
     class_mass_normalization : bool, default=True
         Scale each class's column of the solution so that its total mass is
         the fraction of labeled rows in that class (Zhu et al. 2003) before
@@ -597,11 +731,15 @@ _SHARED_PARAMS_DOC = """
         eqs. 20-24 literally, where the useful ``temperature`` depends on
         the degrees and on ``mu`` and a negative weight may outweigh a
         small affinity many times over.
-    dissimilarity_loss : {'mixed', 'lpdr'}, default='mixed'
+    dissimilarity_loss : {'mixed', 'lpdr', 'cut'}, default=LOSS_DEFAULT
         ``'mixed'``: the paper's loss ``sum W^dis_ij (G_ic + G_jc)^2``
         (eq. 24), an SPD system solved by conjugate gradient. ``'lpdr'``:
         LPDR's ``-sum W^dis_ij (G_ic - G_jc)^2`` (eq. 25), possibly
-        indefinite, solved by MINRES on the CPU.
+        indefinite, solved by MINRES on the CPU. ``'cut'``: the propagation
+        on the graph ``max(W - beta W^dis, 0)`` (with its own degrees), i.e.
+        LPDR's loss with every negative bounded by its edge's affinity,
+        which keeps the system positive definite; negatives on pairs that
+        are not edges of the graph have no effect.
     knn_backend : {'auto', 'exact', 'torch', 'faiss', 'pynndescent', \
             'precomputed'}, default='auto'
         Neighbour search. ``'torch'``: exact blocked search with torch on
@@ -667,7 +805,10 @@ _SHARED_ATTRIBUTES_DOC = """
         ``'mixed_solve'``: the solve with negatives; ``'output'``:
         distributions and confidences), a dict with the wall time
         ``'seconds'`` and the solver iterations ``'n_iter'`` (0 outside the
-        solves).
+        solves; for ``'mining'``, those of the solves between its rounds).
+    mu_ : float
+        The label weight ``mu`` used (the labeled fraction for
+        ``mu='auto'``).
     n_neighbors_ : int
         Number of neighbours actually used.
     knn_backend_ : str
@@ -703,7 +844,9 @@ _MIXEDLABELPROPAGATION_DOC = (
         are kNN but not mutual kNN, weight 1). User-supplied negatives are
         passed to :meth:`fit` instead.
 """
-    + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "1.0")
+    + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "1.0").replace(
+        "LOSS_DEFAULT", "'mixed'"
+    )
     + """
     Attributes
     ----------"""
@@ -748,6 +891,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         gamma=3.0,
         laplacian="normalized",
         mu=1 / 99,
+        source="labels",
         beta=1.0,
         class_mass_normalization=True,
         scale_free=True,
@@ -767,6 +911,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         self.gamma = gamma
         self.laplacian = laplacian
         self.mu = mu
+        self.source = source
         self.beta = beta
         self.class_mass_normalization = class_mass_normalization
         self.scale_free = scale_free
@@ -807,12 +952,13 @@ class MixedLabelPropagation(_BaseMixedLP):
     def _needs_knn(self):
         return self.negatives == "mom"
 
-    def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
+    def _negative_weights(self, mining):
+        W = mining.W
         n_samples = W.shape[0]
-        if negatives is not None:
-            Wdis = check_negatives(negatives, n_samples)
+        if mining.negatives is not None:
+            Wdis = mining.negatives  # validated and reordered by _fit
         elif self.negatives == "mom":
-            Wdis = mom_negative_weights(knn)
+            Wdis = mom_negative_weights(mining.knn)
         else:
             return sp.csr_matrix((n_samples, n_samples)), None
         if self.scale_free and W.nnz:
@@ -821,42 +967,73 @@ class MixedLabelPropagation(_BaseMixedLP):
 
 
 _HARDNEGATIVELP_DOC = (
-    """Mixed label propagation with mined hard negatives.
+    """Label propagation with mined hard negatives.
 
-    First solves plain label propagation ``(L + U) F = U Y`` (eq. 16), then
-    gives every graph edge ``(i, j)`` a dissimilarity weight from the
-    labels its endpoints would get without that edge (eqs. 18-22), and
-    finally solves the mixed system ``(L + 2 beta Q + U) G = U Y`` (eqs.
-    23-24), warm-started from ``F``.
+    First solves plain label propagation ``(L + U) F = U Y`` (eq. 16). Then,
+    for ``n_rounds`` rounds, it gives every graph edge ``(i, j)`` a negative
+    weight from two views of the data and solves the propagation again with
+    those negatives, warm-started from the previous solution:
 
-    The defaults (normalised Laplacian, 10 self-tuning neighbours,
-    class-mass normalisation, scale-free temperature ``16``, weights in
-    units of the graph's affinities and ``beta=0.3``, less than the
-    ``beta=1`` that suits trusted negatives, because mined negatives are
-    often wrong when labels are few) were chosen by measurement;
-    :meth:`paper` gives the paper's literal configuration
-    (``n_neighbors=50``, ``gamma=3``, combinatorial Laplacian,
-    ``temperature=4`` on the raw scores).
+    - the propagation's own view: ``d_ij = 1 - cos(P_i, P_j)``, ``P`` the
+      class distributions of the latest solution;
+    - a linear view: ``q_ij = 1 - cos(Q_i, Q_j)``, ``Q`` the class
+      probabilities of a linear discriminant (shared covariance, shrunk)
+      fitted in the feature space on the given labels and the
+      pseudolabels, each pseudolabel weighted by its confidence;
+    - ``Wdis_ij = w_ij (1 - exp(-(d_ij + view_weight q_ij) / temperature))``,
+      the share of the edge's affinity that the views say joins two
+      classes, removed from the graph (``dissimilarity_loss='cut'``).
+
+    The propagation labels a row from its neighbours, the discriminant from
+    directions of the feature space: where the propagation carries one
+    class across a whole cluster of another, the linear view often
+    separates them, so its negatives land on edges whose ends the
+    propagation alone labels alike. Removing (rather than repelling) the
+    mined share of an edge is safe when a negative is wrong: the next round
+    sees the two ends agree again and restores the edge.
+
+    ``mining='hard'`` gives the paper's edge-removal mining (eqs. 18-22)
+    fed to the mixed loss (eqs. 23-24); :meth:`paper` gives the paper's
+    literal configuration (``n_neighbors=50``, ``gamma=3``, combinatorial
+    Laplacian, ``temperature=4`` on the raw scores).
 
     Read more in the :ref:`User Guide <user_guide>`.
 
     Parameters
     ----------
-    mining : {'hard', 'control'}, default='hard'
-        ``'hard'``: edge-removal mining, ``Zt_ij = softmax(lambda (D_ii F_i
-        - w_ij F_j))`` (eqs. 18-22). ``'control'``: the paper's Control
-        baseline, ``Zt_ij`` replaced by the L1-normalised ``F_i``.
-    temperature : float, default=16.0
-        Temperature ``lambda`` of eq. 20. With ``scale_free=True`` it is in
-        units of a typical row's spread (the paper's value is 4 on the raw
-        scores).
+    mining : {'two_view', 'agreement', 'hard', 'control'}, default='two_view'
+        ``'two_view'``: the two views above. ``'agreement'``: the
+        propagation's view alone (``q_ij = 0``); ``'two_view'`` falls back
+        to it with a precomputed graph, which has no features
+        (``mining_`` says which ran). ``'hard'``: edge-removal mining,
+        ``Zt_ij = softmax(lambda (D_ii F_i - w_ij F_j))`` (eqs. 18-22), one
+        round. ``'control'``: the paper's Control baseline, ``Zt_ij``
+        replaced by the L1-normalised ``F_i``, one round.
+    temperature : float, default=None
+        ``'two_view'`` and ``'agreement'``: the disagreement at which an
+        edge keeps ``exp(-1)`` of its affinity (None: 0.25, so an edge
+        whose ends have orthogonal distributions keeps 2%). ``'hard'``: the
+        temperature ``lambda`` of eq. 20 (None: 16 in units of a typical
+        row's spread with ``scale_free=True``; the paper's value is 4 on
+        the raw scores).
+    view_weight : float, default=0.5
+        Weight of the linear view's disagreement ``q_ij`` against the
+        propagation's ``d_ij`` (``'two_view'``).
+    n_rounds : int, default=3
+        Rounds of mining and propagation (``'two_view'`` and
+        ``'agreement'``); each round after the first adds one solve.
 """
-    + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "0.3")
+    + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "1.0").replace(
+        "LOSS_DEFAULT", "'cut'"
+    )
     + """
     Attributes
     ----------"""
     + _SHARED_ATTRIBUTES_DOC
-    + """
+    + """    mining_ : str
+        The mining that ran: ``mining``, or ``'agreement'`` for
+        ``'two_view'`` on a precomputed graph.
+
     See Also
     --------
     MixedLabelPropagation : Plain LP, MoM or user-supplied negatives.
@@ -868,9 +1045,9 @@ _HARDNEGATIVELP_DOC = (
     >>> from sklearn_mixedlp.datasets import mask_labels
     >>> X, y = load_digits(return_X_y=True)
     >>> y_train = mask_labels(y, 5, random_state=0)  # 5 labels per class
-    >>> hn = HardNegativeLP().fit(X, y_train)  # beta=0.3
+    >>> hn = HardNegativeLP().fit(X, y_train)
     >>> round(float((hn.transduction_ == y).mean()), 2)
-    0.97
+    0.96
     >>> hn.dissimilarity_.shape
     (1797, 1797)
     """
@@ -882,29 +1059,35 @@ class HardNegativeLP(_BaseMixedLP):
 
     _parameter_constraints = {
         **_BaseMixedLP._parameter_constraints,
-        "mining": [StrOptions({"hard", "control"})],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "mining": [StrOptions({"two_view", "agreement", "hard", "control"})],
+        "temperature": [Interval(Real, 0, None, closed="neither"), None],
+        "view_weight": [Interval(Real, 0, None, closed="left")],
+        "n_rounds": [Interval(Integral, 1, None, closed="left")],
     }
 
     _PAPER_PARAMS = {
         **_BaseMixedLP._PAPER_PARAMS,
+        "mining": "hard",
         "temperature": 4.0,
     }
 
     def __init__(
         self,
-        mining="hard",
+        mining="two_view",
         *,
-        temperature=16.0,
+        temperature=None,
+        view_weight=0.5,
+        n_rounds=3,
         n_neighbors=10,
         kernel="self_tuning",
         gamma=3.0,
         laplacian="normalized",
         mu=1 / 99,
-        beta=0.3,
+        source="labels",
+        beta=1.0,
         class_mass_normalization=True,
         scale_free=True,
-        dissimilarity_loss="mixed",
+        dissimilarity_loss="cut",
         knn_backend="auto",
         solver="auto",
         device="auto",
@@ -916,11 +1099,14 @@ class HardNegativeLP(_BaseMixedLP):
     ):
         self.mining = mining
         self.temperature = temperature
+        self.view_weight = view_weight
+        self.n_rounds = n_rounds
         self.n_neighbors = n_neighbors
         self.kernel = kernel
         self.gamma = gamma
         self.laplacian = laplacian
         self.mu = mu
+        self.source = source
         self.beta = beta
         self.class_mass_normalization = class_mass_normalization
         self.scale_free = scale_free
@@ -952,14 +1138,46 @@ class HardNegativeLP(_BaseMixedLP):
         """
         return self._fit(X, y)
 
-    def _negative_weights(self, W, knn, solve_lp, negatives, row_scale):
-        F = solve_lp()
-        if self.mining == "hard":
-            Wdis = hard_negative_weights(
-                W, F, self.temperature, scale_free=self.scale_free,
-                row_scale=row_scale,
+    def _negative_weights(self, mining):
+        F = mining.solve_lp()
+        self.mining_ = self.mining
+        if self.mining in ("hard", "control"):
+            if self.mining == "hard":
+                Wdis = hard_negative_weights(
+                    mining.W, F, self._temperature(), scale_free=self.scale_free,
+                    row_scale=mining.row_scale,
+                )
+            else:
+                scores = mining.row_scale[:, None] * F
+                Wdis = control_negative_weights(
+                    mining.W, scores, scale_free=self.scale_free
+                )
+            return Wdis, F
+        V = mining.features() if self.mining == "two_view" else None
+        # without features (a precomputed graph) only the propagation's view
+        if V is None:
+            self.mining_ = "agreement"
+        labeled, y_index = mining.labeled, mining.y_index
+        for round_ in range(self.n_rounds):
+            if round_:
+                F = mining.solve_mixed(Wdis, F)
+            P = mining.distributions(F)
+            Q = None
+            if V is not None:
+                # the second view: a linear discriminant on the labels and
+                # the pseudolabels, each weighted by its confidence
+                labels = np.where(labeled, y_index, P.argmax(axis=1))
+                weights = np.where(labeled, 1.0, entropy_confidence(P))
+                Q = linear_discriminant_proba(
+                    V, labels, weights, P.shape[1], random_state=self.random_state
+                )
+            Wdis = agreement_weights(
+                mining.W, P, Q, temperature=self._temperature(),
+                view_weight=self.view_weight,
             )
-        else:
-            scores = row_scale[:, None] * F
-            Wdis = control_negative_weights(W, scores, scale_free=self.scale_free)
         return Wdis, F
+
+    def _temperature(self):
+        if self.temperature is not None:
+            return self.temperature
+        return 16.0 if self.mining == "hard" else 0.25

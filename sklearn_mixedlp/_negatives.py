@@ -1,8 +1,11 @@
-"""Dissimilarity ("negative") edge weights ``Wdis`` (SPEC section 3).
+"""Dissimilarity ("negative") edge weights ``Wdis``.
 
-All functions return a symmetric, non-negative sparse CSR matrix with a
-zero diagonal:
+All weight functions return a symmetric, non-negative sparse CSR matrix
+with a zero diagonal:
 
+- :func:`agreement_weights`: the share of each edge's affinity that two
+  views of the data, the propagated label distributions and a linear
+  discriminant fitted on the pseudolabels, say joins different classes;
 - :func:`hard_negative_weights`: edge-removal mining, eqs. 18-22;
 - :func:`control_negative_weights`: the paper's 'Control' baseline;
 - :func:`mom_negative_weights`: Mining on Manifolds (kNN, not mutual kNN);
@@ -16,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.covariance import ledoit_wolf_shrinkage
+from sklearn.utils import check_random_state
 
 from ._utils import available_cores, entropy_confidence, normalize_distributions
 
@@ -25,6 +30,10 @@ _CHUNK_ENTRIES = 2**17
 # Remaining degree (relative) below which a sample is taken to have no
 # neighbour left once an edge is removed.
 _TINY_DEGREE = 1e-12
+
+
+# Rows used to estimate the shrinkage of the discriminant's covariance.
+_SHRINKAGE_ROWS = 10_000
 
 
 def _upper_edges(W):
@@ -167,6 +176,180 @@ def _map_chunks(fn, n_edges, n_classes):
     with ThreadPoolExecutor(n_threads) as pool:
         for _ in pool.map(fn, slices):
             pass
+
+
+def _unit_rows(P):
+    """Rows of ``P`` scaled to unit norm (float32; zero rows stay zero)."""
+    norms = np.linalg.norm(P, axis=1, keepdims=True)
+    return np.divide(P, norms, out=np.zeros_like(P), where=norms > 0).astype(
+        np.float32, copy=False
+    )
+
+
+def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
+    """Negative weights from the disagreement of two views across each edge.
+
+    For each stored edge ``(i, j)`` of ``W``, with ``d_ij = 1 - cos(P_i,
+    P_j)`` the disagreement of the propagated class distributions of its
+    ends and ``q_ij = 1 - cos(Q_i, Q_j)`` that of a second view::
+
+        Wdis_ij = w_ij * (1 - exp(-(d_ij + view_weight * q_ij) / temperature))
+
+    Both disagreements lie in ``[0, 1]`` (the rows are non-negative), so
+    ``0 <= Wdis_ij < w_ij``: the negative weight is the share of the
+    affinity that the views say joins two different classes, and an edge
+    whose ends agree in both views keeps all of it.
+
+    Parameters
+    ----------
+    W : sparse matrix of shape (n_samples, n_samples)
+        Symmetric affinity matrix.
+    P : ndarray of shape (n_samples, n_classes)
+        Non-negative class distributions of the propagation.
+    Q : ndarray of shape (n_samples, n_classes), default=None
+        Non-negative class probabilities of the second view; None uses
+        ``P`` alone.
+    temperature : float, default=0.25
+        Disagreement at which an edge keeps ``exp(-1)`` of its affinity.
+    view_weight : float, default=0.5
+        Weight of the second view's disagreement.
+
+    Returns
+    -------
+    Wdis : sparse CSR matrix of shape (n_samples, n_samples)
+        Symmetric dissimilarity weights on the sparsity pattern of ``W``.
+    """
+    n_samples, n_classes = P.shape
+    rows, cols, w = _upper_edges(W)
+    Pn = _unit_rows(P)
+    Qn = None if Q is None else _unit_rows(Q)
+    values = np.empty(rows.size)
+
+    def chunk(s):
+        i, j = rows[s], cols[s]
+        e = 1.0 - np.einsum("ec,ec->e", Pn[i], Pn[j], dtype=np.float64)
+        if Qn is not None:
+            e += view_weight * (1.0 - np.einsum("ec,ec->e", Qn[i], Qn[j], dtype=np.float64))
+        np.clip(e, 0.0, None, out=e)
+        values[s] = w[s] * -np.expm1(-e / temperature)
+
+    _map_chunks(chunk, rows.size, n_classes)
+    return _symmetric_from_upper(rows, cols, values, n_samples)
+
+
+def discriminant_features(X, n_classes, random_state=None):
+    """The rows on which :func:`linear_discriminant_proba` is fitted.
+
+    The L2-normalised rows (the geometry of the graph), projected on their
+    leading principal directions when they have more than ``max(64, 2 *
+    n_classes)`` features or are sparse, so that the discriminant stays
+    cheap (``O(n d^2)``) and its covariance well estimated.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        L2-normalised feature rows.
+    n_classes : int
+        Number of classes.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the randomised projection.
+
+    Returns
+    -------
+    V : ndarray of shape (n_samples, n_components), float64
+    """
+    n_samples, n_features = X.shape
+    n_components = min(n_features, max(64, 2 * n_classes))
+    if n_features <= n_components:
+        return X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    from sklearn.decomposition import TruncatedSVD
+
+    rng = check_random_state(random_state)
+    n_components = min(n_components, n_features - 1, n_samples - 1)
+    if n_components < 1:
+        return np.zeros((n_samples, 1))
+    # fitted on a sample of rows, applied to all: centring is left out so
+    # that sparse rows stay sparse (the discriminant removes the means)
+    sample = rng.choice(n_samples, min(n_samples, 20_000), replace=False)
+    svd = TruncatedSVD(n_components, algorithm="randomized", random_state=rng)
+    svd.fit(X[np.sort(sample)])
+    return np.asarray(svd.transform(X), dtype=np.float64)
+
+
+def linear_discriminant_proba(
+    V, labels, weights, n_classes, *, shrinkage=None, random_state=None
+):
+    """Class probabilities of a weighted linear discriminant (shared covariance).
+
+    Fits Gaussian classes with weighted means ``m_c`` and a pooled,
+    weighted within-class covariance ``S`` shrunk towards a multiple of the
+    identity (Ledoit-Wolf intensity), then returns ``softmax_c(v^T S^-1 m_c
+    - m_c^T S^-1 m_c / 2 + log pi_c)`` with ``pi_c`` the weighted class
+    masses. A linear view of the data: it labels a row from directions of
+    the feature space, where the propagation labels it from its
+    neighbours.
+
+    Parameters
+    ----------
+    V : ndarray of shape (n_samples, n_features)
+        Feature rows.
+    labels : ndarray of shape (n_samples,)
+        Class index of each row, in ``[0, n_classes)``.
+    weights : ndarray of shape (n_samples,)
+        Non-negative weight of each row.
+    n_classes : int
+        Number of classes; a class without weight gets probability 0.
+    shrinkage : float in [0, 1], default=None
+        Shrinkage intensity of the covariance; None estimates it
+        (Ledoit-Wolf).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the row sample that estimates the shrinkage.
+
+    Returns
+    -------
+    Q : ndarray of shape (n_samples, n_classes)
+        Row-stochastic class probabilities.
+    """
+    n_samples, n_features = V.shape
+    weights = np.asarray(weights, dtype=np.float64)
+    total = weights.sum()
+    Q = np.zeros((n_samples, n_classes))
+    if not total > 0:
+        Q[:] = 1.0 / n_classes
+        return Q
+    w = weights / total
+    mass = np.bincount(labels, weights=w, minlength=n_classes)
+    present = np.flatnonzero(mass > 0)
+    sums = np.zeros((n_classes, n_features))
+    np.add.at(sums, labels, V * w[:, None])
+    means = sums[present] / mass[present, None]
+    position = np.full(n_classes, -1)
+    position[present] = np.arange(present.size)
+    residual = V - means[position[labels]]
+    S = (residual * w[:, None]).T @ residual
+    # Ledoit-Wolf intensity on the residuals scaled so that their plain
+    # covariance is the weighted one, estimated on a sample of rows
+    if shrinkage is None and n_features > 1:
+        rng = check_random_state(random_state)
+        sample = rng.choice(n_samples, min(n_samples, _SHRINKAGE_ROWS), replace=False)
+        scaled = residual[sample] * np.sqrt(w[sample] * n_samples)[:, None]
+        shrinkage = ledoit_wolf_shrinkage(scaled, assume_centered=True)
+    elif shrinkage is None:
+        shrinkage = 0.0
+    scale = np.trace(S) / n_features
+    if not scale > 0:
+        Q[:, present] = mass[present] / mass[present].sum()
+        return Q
+    S *= 1.0 - shrinkage
+    S.flat[:: n_features + 1] += (shrinkage + 1e-12) * scale
+    coef = np.linalg.solve(S, means.T)  # (n_features, n_present)
+    logits = V @ coef
+    logits += np.log(mass[present]) - 0.5 * np.einsum("cf,fc->c", means, coef)
+    logits -= logits.max(axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=1, keepdims=True)
+    Q[:, present] = logits
+    return Q
 
 
 def control_negative_weights(W, F, *, scale_free=False):

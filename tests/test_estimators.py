@@ -750,8 +750,13 @@ def test_precomputed_graph_matches_exact_backend(digits, Est, kernel):
     k, gamma = 8, 3.0
     A = knn_cosine_graph(X, k, gamma, kernel)
     pre = Est(knn_backend="precomputed").fit(A, y)
-    exact = Est(knn_backend="exact", n_neighbors=k, kernel=kernel, gamma=gamma)
+    # a precomputed graph has no features: HardNegativeLP's default mining
+    # then uses the propagation's view alone
+    view = {"mining": "agreement"} if Est is HardNegativeLP else {}
+    exact = Est(knn_backend="exact", n_neighbors=k, kernel=kernel, gamma=gamma, **view)
     exact.fit(X, y)
+    if Est is HardNegativeLP:
+        assert pre.mining_ == exact.mining_ == "agreement"
     assert pre.knn_backend_ == "precomputed"
     assert pre.n_neighbors_ == k
     W_pre, W_exact = pre.affinity_.tocsr(), exact.affinity_.tocsr()
@@ -807,8 +812,10 @@ def test_verbose_prints_stage_lines(small_digits, capsys, Est):
 
 
 # -- 7. convergence ---------------------------------------------------------------
+# HardNegativeLP: the first propagation, two solves between its three rounds
+# of mining, and the final solve
 @pytest.mark.parametrize(
-    "Est, n_solves", [(MixedLabelPropagation, 1), (HardNegativeLP, 2)]
+    "Est, n_solves", [(MixedLabelPropagation, 1), (HardNegativeLP, 4)]
 )
 def test_convergence_warning_with_max_iter_1(small_digits, Est, n_solves):
     X, _, y, _ = small_digits

@@ -173,8 +173,11 @@ def test_knn_graph_is_the_estimators_graph(kernel):
     assert A.shape == (400, 400)
     assert np.all(np.diff(A.indptr) <= 8)
     assert A.diagonal().sum() == 0
-    pre = HardNegativeLP(knn_backend="precomputed").fit(A, y)
-    ref = HardNegativeLP(n_neighbors=8, kernel=kernel, gamma=2.0, knn_backend="exact")
+    # the mining that needs no features, as a precomputed graph has none
+    pre = HardNegativeLP("agreement", knn_backend="precomputed").fit(A, y)
+    ref = HardNegativeLP(
+        "agreement", n_neighbors=8, kernel=kernel, gamma=2.0, knn_backend="exact"
+    )
     ref.fit(X, y)
     np.testing.assert_allclose(pre.affinity_.toarray(), ref.affinity_.toarray())
     np.testing.assert_allclose(pre.label_distributions_, ref.label_distributions_)

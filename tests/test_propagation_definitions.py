@@ -220,7 +220,10 @@ def test_hard_negative_lp_pipeline_equals_dense(params, mining, laplacian):
 def test_scale_free_hard_negatives_equal_definition(params):
     """The default (scale-free) mining, edge by edge from its definition."""
     X, y_train = problem(seed=8)
-    est = HardNegativeLP(n_neighbors=8, tol=1e-11, **params).fit(X, y_train)
+    est = HardNegativeLP(
+        "hard", temperature=16.0, beta=0.3, dissimilarity_loss="mixed",
+        n_neighbors=8, tol=1e-11, **params,
+    ).fit(X, y_train)
     plain = MixedLabelPropagation(n_neighbors=8, class_mass_normalization=False)
     plain.set_params(tol=1e-11).fit(X, y_train)
     A, B, s = dense_system(plain, y_train)

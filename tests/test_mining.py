@@ -1,0 +1,238 @@
+"""The two-view mining, the cut loss and the label-rate options against
+their definitions on small data (dense direct solves, edge-by-edge loops)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
+from sklearn_mixedlp._negatives import (
+    agreement_weights,
+    discriminant_features,
+    linear_discriminant_proba,
+)
+
+from .conftest import requires_torch
+from .test_propagation_definitions import distributions, problem
+
+SOLVERS = [
+    {"solver": "scipy"},
+    pytest.param({"solver": "torch", "device": "cpu"}, marks=requires_torch),
+]
+
+
+def unit(P):
+    n = np.linalg.norm(P, axis=1, keepdims=True)
+    return np.divide(P, n, out=np.zeros_like(P), where=n > 0)
+
+
+def dense_agreement(W, P, Q, temperature, view_weight):
+    """``w_ij (1 - exp(-(d_ij + view_weight q_ij) / temperature))`` edge by
+    edge, with ``d``, ``q`` one minus the cosines of the rows."""
+    Pn, Qn = unit(P), unit(Q) if Q is not None else None
+    expected = np.zeros_like(W)
+    for i, j in zip(*np.nonzero(W)):
+        e = 1 - Pn[i] @ Pn[j]
+        if Qn is not None:
+            e += view_weight * (1 - Qn[i] @ Qn[j])
+        expected[i, j] = W[i, j] * (1 - np.exp(-e / temperature))
+    return expected
+
+
+def normalized_system(W, mu, labeled_onehot):
+    d = W.sum(axis=1)
+    s = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0)
+    A = (1 + mu) * np.eye(len(d)) - s[:, None] * W * s[None, :]
+    return A, mu * labeled_onehot
+
+
+# -- the pieces ---------------------------------------------------------------
+@pytest.mark.parametrize("with_view", [False, True])
+def test_agreement_weights_equal_definition(with_view):
+    rng = np.random.default_rng(0)
+    n, C = 40, 4
+    M = sp.random(n, n, density=0.15, random_state=1)
+    W = (M + M.T).toarray()
+    np.fill_diagonal(W, 0)
+    P = rng.dirichlet(np.ones(C) * 0.3, size=n)
+    P[3] = 0  # a row without information
+    Q = rng.dirichlet(np.ones(C), size=n) if with_view else None
+    got = agreement_weights(sp.csr_matrix(W), P, Q, temperature=0.3, view_weight=0.7)
+    expected = dense_agreement(W, P, Q, 0.3, 0.7)
+    # the rows are compared in float32: cosines to ~1e-7
+    np.testing.assert_allclose(got.toarray(), expected, atol=1e-6 * W.max())
+    assert abs(got - got.T).max() == 0
+    assert np.all(got.toarray() <= W)  # never more than the edge's affinity
+    # identical rows in both views: no negative at all
+    same = agreement_weights(sp.csr_matrix(W), np.ones((n, C)), np.ones((n, C)))
+    assert same.nnz == 0
+
+
+def test_linear_discriminant_equals_sklearn_without_shrinkage():
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(3, 5)) * 2
+    labels = rng.integers(0, 3, size=200)
+    V = centers[labels] + rng.normal(size=(200, 5))
+    got = linear_discriminant_proba(V, labels, np.ones(200), 3, shrinkage=0.0)
+    lda = LinearDiscriminantAnalysis(solver="lsqr").fit(V, labels)
+    np.testing.assert_allclose(got, lda.predict_proba(V), atol=1e-8)
+
+
+def test_linear_discriminant_weights_are_row_counts():
+    """An integer weight counts as that many copies of the row."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, size=60)
+    V = rng.normal(size=(60, 3)) + labels[:, None]
+    counts = rng.integers(1, 4, size=60)
+    weighted = linear_discriminant_proba(V, labels, counts, 4, shrinkage=0.2)
+    copies = np.repeat(np.arange(60), counts)
+    repeated = linear_discriminant_proba(
+        V[copies], labels[copies], np.ones(copies.size), 4, shrinkage=0.2
+    )
+    np.testing.assert_allclose(weighted, repeated[np.searchsorted(copies, np.arange(60))], atol=1e-10)
+
+
+def test_linear_discriminant_class_without_weight_and_constant_rows():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    V = np.array([[0.0, 1], [0.1, 1], [1, 0], [1, 0.1], [5, 5], [5, 5]])
+    Q = linear_discriminant_proba(V, labels, [1, 1, 1, 1, 0, 0], 3)
+    assert np.all(Q[:, 2] == 0)
+    np.testing.assert_allclose(Q.sum(axis=1), 1)
+    assert np.all(Q[:2, 0] > 0.5) and np.all(Q[2:4, 1] > 0.5)
+    # all rows equal: no direction separates them, the class masses decide
+    flat = linear_discriminant_proba(np.ones((4, 2)), np.array([0, 0, 0, 1]), np.ones(4), 2)
+    np.testing.assert_allclose(flat, [[0.75, 0.25]] * 4)
+
+
+def test_discriminant_features_project_wide_or_sparse_rows():
+    rng = np.random.default_rng(3)
+    narrow = rng.normal(size=(50, 8))
+    np.testing.assert_array_equal(discriminant_features(narrow, 3), narrow)
+    np.testing.assert_array_equal(
+        discriminant_features(sp.csr_matrix(narrow), 3), narrow
+    )
+    wide = rng.normal(size=(300, 200))
+    V = discriminant_features(wide, 3, random_state=0)
+    assert V.shape == (300, 64)
+    V100 = discriminant_features(wide, 50, random_state=0)
+    assert V100.shape == (300, 100)  # 2 * n_classes directions
+    # the projection keeps the Gram structure of the leading directions
+    Vs = discriminant_features(sp.csr_matrix(wide), 3, random_state=0)
+    np.testing.assert_allclose(np.abs(Vs), np.abs(V), atol=1e-6)
+
+
+# -- the estimators against dense solves -----------------------------------------
+@pytest.mark.parametrize("beta", [0.5, 1.0, 3.0])
+def test_cut_loss_equals_propagation_on_the_cut_graph(beta):
+    """'cut': the normalised propagation on max(W - beta Wdis, 0), with the
+    cut graph's own degrees; a negative off the edges removes nothing."""
+    X, y_train = problem(seed=4)
+    plain = MixedLabelPropagation(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    W = plain.affinity_.toarray()
+    rng = np.random.default_rng(0)
+    i, j = np.nonzero(np.triu(W, 1))
+    pick = rng.choice(i.size, 40, replace=False)
+    pairs = np.c_[i[pick], j[pick], rng.uniform(0.0, 2.0, 40) * W[i[pick], j[pick]]]
+    pairs = np.vstack([pairs, [[0, 1, 5.0]] if W[0, 1] == 0 else [[0, 2, 0.0]]])
+    est = MixedLabelPropagation(
+        n_neighbors=8, knn_backend="exact", dissimilarity_loss="cut", beta=beta, tol=1e-11
+    ).fit(X, y_train, negatives=pairs)
+    Wdis = est.dissimilarity_.toarray()
+    cut = np.where(W > 0, np.clip(W - beta * Wdis, 0, None), 0)
+    Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
+    A, B = normalized_system(cut, est.mu_, Y)
+    G = np.linalg.solve(A + 1e-300 * np.eye(len(A)), B)
+    expected = distributions(G, est, y_train)
+    np.testing.assert_allclose(est.label_distributions_, expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("params", SOLVERS)
+@pytest.mark.parametrize("mining", ["two_view", "agreement"])
+def test_two_view_pipeline_equals_dense(mining, params):
+    """Three rounds: solve, distributions P, linear view Q, negatives, solve
+    on the cut graph, ..., each step by its definition."""
+    X, y_train = problem(n=150, seed=6)
+    est = HardNegativeLP(
+        mining, n_neighbors=8, knn_backend="exact", tol=1e-11, mu="auto", **params
+    ).fit(X, y_train)
+    assert est.mining_ == mining
+    W = est.affinity_.toarray()
+    labeled = y_train != -1
+    mu = labeled.mean()
+    assert est.mu_ == pytest.approx(mu)
+    Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
+    y_index = np.searchsorted(est.classes_, np.where(labeled, y_train, est.classes_[0]))
+    V = X / np.linalg.norm(X, axis=1, keepdims=True)
+    A, B = normalized_system(W, mu, Y)
+    F = np.linalg.solve(A, B)
+    for round_ in range(est.n_rounds):
+        P = distributions(F, est, y_train)
+        Q = None
+        if mining == "two_view":
+            plogp = np.where(P > 0, P * np.log(np.where(P > 0, P, 1)), 0)
+            omega = 1 + plogp.sum(axis=1) / np.log(P.shape[1])
+            labels = np.where(labeled, y_index, P.argmax(axis=1))
+            weights = np.where(labeled, 1.0, np.clip(omega, 0, 1))
+            Q = linear_discriminant_proba(V, labels, weights, P.shape[1])
+        Wdis = dense_agreement(W, P, Q, 0.25, 0.5)
+        A, B = normalized_system(W - Wdis, mu, Y)
+        F = np.linalg.solve(A, B)
+    np.testing.assert_allclose(est.dissimilarity_.toarray(), Wdis, atol=1e-6)
+    np.testing.assert_allclose(
+        est.label_distributions_, distributions(F, est, y_train), atol=1e-6
+    )
+
+
+def test_mu_auto_is_the_labeled_fraction():
+    X, y_train = problem(seed=2)
+    auto = MixedLabelPropagation(n_neighbors=8, mu="auto").fit(X, y_train)
+    fraction = np.mean(y_train != -1)
+    explicit = MixedLabelPropagation(n_neighbors=8, mu=fraction).fit(X, y_train)
+    assert auto.mu_ == fraction and explicit.mu_ == fraction
+    np.testing.assert_array_equal(auto.label_distributions_, explicit.label_distributions_)
+
+
+@pytest.mark.parametrize("laplacian", ["normalized", "combinatorial"])
+def test_poisson_source_equals_dense_solve(laplacian):
+    """Sources mu (Y - mean of Y over the labeled rows) on the labeled rows."""
+    X, y_train = problem(seed=3)
+    est = MixedLabelPropagation(
+        n_neighbors=8, source="poisson", laplacian=laplacian,
+        class_mass_normalization=False, tol=1e-11,
+    ).fit(X, y_train)
+    W = est.affinity_.toarray()
+    labeled = y_train != -1
+    Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
+    S = np.zeros_like(Y)
+    S[labeled] = Y[labeled] - Y[labeled].mean(axis=0)
+    if laplacian == "normalized":
+        A, B = normalized_system(W, est.mu, S)
+    else:
+        A = np.diag(W.sum(axis=1)) - W + np.diag(est.mu * labeled)
+        B = est.mu * S
+    expected = distributions(np.linalg.solve(A, B))
+    np.testing.assert_allclose(est.label_distributions_, expected, atol=1e-7)
+    # the sources of each class sum to zero
+    np.testing.assert_allclose(S.sum(axis=0), 0, atol=1e-12)
+
+
+def test_precomputed_graph_mines_from_the_propagation_alone():
+    X, y_train = problem(seed=5)
+    exact = HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    assert exact.mining_ == "two_view"
+    pre = HardNegativeLP(knn_backend="precomputed").fit(
+        sp.triu(exact.affinity_, format="csr"), y_train
+    )
+    assert pre.mining_ == "agreement"
+    agreement = HardNegativeLP("agreement", knn_backend="precomputed").fit(
+        sp.triu(exact.affinity_, format="csr"), y_train
+    )
+    np.testing.assert_array_equal(pre.label_distributions_, agreement.label_distributions_)
+
+
+def test_paper_keeps_the_edge_removal_mining():
+    est = HardNegativeLP.paper()
+    assert est.mining == "hard" and est.dissimilarity_loss == "mixed"
+    assert HardNegativeLP.paper("control").mining == "control"
+    assert HardNegativeLP.paper(mining="control").mining == "control"
