@@ -31,6 +31,7 @@ from ._utils import (
     import_optional,
     is_cuda,
     is_installed,
+    safe_row_norms,
     thread_count,
 )
 
@@ -75,7 +76,11 @@ _BLOCK_ENTRIES = 2**23
 
 
 def l2_normalize(X):
-    """Scale each row of ``X`` to unit Euclidean norm (SPEC 1.1).
+    """Scale each row of ``X`` to unit Euclidean norm.
+
+    Rows of huge or tiny entries (whose squares would overflow or
+    underflow) are first scaled by a power of two, so that any finite
+    non-zero row is normalised correctly.
 
     A zero row cannot be normalised: it stays zero, so it has similarity 0
     to every row and gets no edge in the graph (an isolated sample), and a
@@ -95,9 +100,7 @@ def l2_normalize(X):
     """
     if sp.issparse(X):
         X = sp.csr_matrix(X)
-        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-    else:
-        norms = np.linalg.norm(X, axis=1)
+    norms, scale = safe_row_norms(X)
     zero = norms == 0
     if zero.any():
         rows = np.flatnonzero(zero)
@@ -110,10 +113,26 @@ def l2_normalize(X):
             UserWarning,
         )
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=~zero)
+    rescaled = np.flatnonzero(scale != 1)
+    # rows of huge or tiny entries: 1 / norm would not be representable
+    inv[rescaled] = 1.0
     inv = inv.astype(X.dtype, copy=False)
     if sp.issparse(X):
-        return sp.csr_matrix(sp.diags(inv) @ X), zero
-    return X * inv[:, None], zero
+        V = sp.csr_matrix(sp.diags(inv) @ X)
+        if rescaled.size:
+            # V holds these rows unscaled (inv 1): exact power-of-two
+            # scaling first, then 1 / norm, in float64
+            row = np.repeat(np.arange(X.shape[0]), np.diff(V.indptr))
+            hit = scale[row] != 1
+            row = row[hit]
+            values = V.data[hit].astype(np.float64) * scale[row]
+            V.data[hit] = (values / norms[row]).astype(V.dtype)
+        return V, zero
+    V = X * inv[:, None]
+    if rescaled.size:
+        block = X[rescaled].astype(np.float64) * scale[rescaled][:, None]
+        V[rescaled] = block / norms[rescaled][:, None]
+    return V, zero
 
 
 def _top_k(S, k):
@@ -730,7 +749,9 @@ def knn_graph(
     ((1797, 1797), 17970)
     >>> est = HardNegativeLP(knn_backend="precomputed").fit(A, mask_labels(y, 5))
     """
-    X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+    X = check_array(
+        X, accept_sparse="csr", dtype=[np.float64, np.float32], ensure_min_samples=2
+    )
     check_device(device)
     A, *_ = build_knn_affinity(
         X, n_neighbors, kernel, gamma, knn_backend, random_state, device
@@ -802,8 +823,15 @@ def locality_order(X, W, random_state=None):
     cell = np.empty(n_samples, dtype=np.int64)
     step = max(1, _BLOCK_ENTRIES // n_cells)
     for start in range(0, n_samples, step):
-        # argmax of the cosine: the norm of the row does not matter
-        scores = X[start : start + step] @ centers.T
+        # argmax of the cosine: the norm of the row does not matter, but
+        # rows of huge or tiny values are scaled first (no overflow)
+        block = X[start : start + step]
+        _, scale = safe_row_norms(block)
+        if np.any(scale != 1):
+            block = sp.diags(scale) @ block if sp.issparse(block) else (
+                block * scale[:, None]
+            )
+        scores = block @ centers.T
         cell[start : start + step] = np.asarray(scores).argmax(axis=1)
     return np.lexsort((rank, cell))
 

@@ -43,9 +43,10 @@ from ._negatives import (
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import (
     entropy_confidence,
+    fill_unlabeled,
     is_cuda,
-    minus_one_mask,
     normalize_distributions,
+    unlabeled_mask,
 )
 
 
@@ -119,19 +120,6 @@ _SINGLE_MIN_MU = 1e-4
 _RIDGE = 1e-6
 
 
-def unlabeled_mask(y):
-    """Boolean mask of the unlabeled entries of ``y``.
-
-    The integer ``-1`` marks an unlabeled sample; in string or object label
-    arrays the string ``"-1"`` does too.
-    """
-    y = np.asarray(y)
-    if y.dtype.kind in "OUS":
-        is_string = np.array([v == "-1" for v in y.tolist()], dtype=bool)
-        return minus_one_mask(y) | is_string
-    return minus_one_mask(y)
-
-
 def _mix64(x):
     """The splitmix64 finaliser: a bijective scramble of 64-bit words."""
     x = x ^ (x >> np.uint64(30))
@@ -169,6 +157,40 @@ def _row_hashes(X):
             terms = _mix64(block.view(np.uint64) + keys)
             hashes[start : start + chunk] = terms.sum(axis=1, dtype=np.uint64) - zero
         return hashes
+
+
+def _warn_orphans(orphan, n_neighbors):
+    """Warn about the rows of graph components without a labeled row."""
+    n_orphan = int(orphan.sum())
+    if n_orphan:
+        warnings.warn(
+            f"{n_orphan} of {orphan.size} rows lie in parts of the graph "
+            "(connected components) without any labeled row, so no label "
+            "reaches them: they get the uniform distribution over the labeled "
+            "classes, confidence 0, and in transduction_ the first of classes_ "
+            "that has a labeled row. Label a row in each part, raise "
+            f"n_neighbors (now {n_neighbors}), or remove exact duplicates "
+            "(more than n_neighbors copies of a row form a part of their own).",
+            UserWarning,
+        )
+
+
+def _warn_changed_labels(est, y_index, labeled):
+    """Warn when labeled rows get another class in ``transduction_``."""
+    predicted = est.label_distributions_[labeled].argmax(axis=1)
+    changed = predicted != y_index[labeled]
+    n_changed = int(changed.sum())
+    if n_changed:
+        given = est.classes_[np.unique(y_index[labeled][changed])]
+        shown = ", ".join(map(repr, given[:10].tolist()))
+        more = " ..." if given.size > 10 else ""
+        warnings.warn(
+            f"{n_changed} of {changed.size} labeled rows get a class other than "
+            f"their given label in transduction_ (given classes {shown}{more}). "
+            f"The fit to the labels is soft, with weight mu={est.mu:g}: a larger "
+            "mu (e.g. mu=1) keeps the given labels, at some cost in smoothing.",
+            UserWarning,
+        )
 
 
 class _BaseMixedLP(ClassifierMixin, BaseEstimator):
@@ -251,7 +273,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         X, y = validate_data(
             self,
             X,
-            y,
+            fill_unlabeled(y),  # NaN / None: unlabeled, as -1
             accept_sparse="csr",
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
@@ -280,6 +302,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         labeled = ~unlabeled
         orphan = self._unlabeled_components(W, labeled)
+        _warn_orphans(orphan, self.n_neighbors_)
         system = self._base_system(W, y_index, labeled, orphan)
         system = dict(zip(("A", "B", "s"), system))
         row_scale = system.pop("s")
@@ -324,9 +347,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         self.transduction_ = self.classes_[self.label_distributions_.argmax(axis=1)]
         self.confidence_ = entropy_confidence(self.label_distributions_)
         self.confidence_[empty] = 0.0
-        self._train_keys = _row_hashes(X)
-        self._train_order = np.argsort(self._train_keys, kind="stable")
-        self._train_keys = self._train_keys[self._train_order]
+        _warn_changed_labels(self, y_index, labeled)
+        self._row_keys = _row_hashes(X)
+        # equal rows: unlabeled copies first, then in data order
+        self._train_order = np.lexsort((labeled, self._row_keys))
+        self._train_keys = self._row_keys[self._train_order]
         clock.lap("output", "distributions, confidences")
         self.fit_stages_ = clock.stages
         return self
@@ -482,11 +507,17 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         """Class distributions of the rows of ``X``.
 
         A row equal to a training row gets that row's transductive
-        distribution (so ``predict(X_train)`` equals ``transduction_``);
-        any other row gets the weighted average of the distributions of its
-        ``n_neighbors_`` nearest training samples, with weights
-        ``[v^T v_i]_+^gamma`` (SPEC section 6). A row with no positive
-        weight is uniform over the classes that have a labeled sample.
+        distribution, so ``predict(X_train)`` equals ``transduction_``.
+        With exact duplicates among the training rows, row ``i`` of ``X``
+        equal to training row ``i`` gets that row's distribution, and any
+        other row equal to several training rows gets that of the first
+        unlabeled one among them (else of the first). Any other row gets
+        the average of the distributions of its ``n_neighbors_`` nearest
+        training samples, weighted by the affinity kernel of the graph
+        (``[v^T v_i]_+^gamma`` for ``kernel='power'``). A row with no
+        positive weight (an all-zero row that equals no training row, or
+        any all-zero affinity row with ``knn_backend='precomputed'``) is
+        uniform over the classes that have a labeled sample.
 
         Parameters
         ----------
@@ -500,8 +531,14 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             Probabilities, columns ordered as ``classes_``.
         """
         check_is_fitted(self)
+        # the dense-only neighbour indexes cannot search sparse rows
+        dense_only = self.knn_backend_ in ("faiss", "torch")
         X = validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32]
+            self,
+            X,
+            reset=False,
+            accept_sparse=False if dense_only else "csr",
+            dtype=[np.float64, np.float32],
         )
         match = self._match_training_rows(X)
         proba = np.empty((X.shape[0], self.classes_.size))
@@ -528,11 +565,26 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def _match_training_rows(self, X):
+        """Index of the training row equal to each row of ``X``, or -1.
+
+        Row ``i`` of ``X`` equal to training row ``i`` maps to it (so
+        ``predict(X_train)`` is ``transduction_`` even with exact
+        duplicates); any other row equal to several training rows maps to
+        the first unlabeled one of them (whose distribution is the
+        propagation's, not partly the given label's), else to the first.
+        With a precomputed graph an all-zero affinity row has no match: it
+        carries no information and gets the uniform distribution."""
         keys = _row_hashes(X)
         pos = np.searchsorted(self._train_keys, keys)
         pos = np.minimum(pos, self._train_keys.size - 1)
-        hit = self._train_keys[pos] == keys
-        return np.where(hit, self._train_order[pos], -1)
+        match = np.where(self._train_keys[pos] == keys, self._train_order[pos], -1)
+        n = min(keys.size, self._row_keys.size)
+        same = np.flatnonzero(keys[:n] == self._row_keys[:n])
+        match[same] = same
+        if self.knn_backend_ == "precomputed":
+            empty = (np.diff(X.indptr) == 0) if sp.issparse(X) else ~X.any(axis=1)
+            match[np.asarray(empty).ravel()] = -1
+        return match
 
     def _inductive_proba(self, X):
         n_train = self.label_distributions_.shape[0]

@@ -170,8 +170,6 @@ def test_split_errors():
         next(cv.split(X[:-1], y))
     with pytest.raises(ValueError):
         next(cv.split(X, np.zeros((len(y), 2))))
-    with pytest.raises(ValueError, match="integer -1"):
-        next(cv.split(np.zeros((4, 1)), np.array(["a", "b", "-1", "a"])))
 
 
 def test_tiny_classes_policy():
