@@ -11,6 +11,8 @@ the normalised training rows, ``kneighbors`` for new rows and
 Similarities are inner products of L2-normalised rows (cosine similarity).
 """
 
+import contextlib
+import sys
 import warnings
 from numbers import Integral, Real
 
@@ -228,16 +230,22 @@ class NeighborIndex:
             self._fit_faiss(V)
         elif self.backend == "pynndescent":
             nndescent = import_optional("pynndescent", "knn_backend='pynndescent'")
+            _cache_numba_compilation("pynndescent")
             self._V = V
-            self._nnd = nndescent.NNDescent(
-                V,
-                metric="cosine",
-                n_neighbors=n_neighbors + 1,
-                random_state=self.random_state,
-                n_jobs=self.n_jobs,
-                compressed=False,
-                **PYNNDESCENT_PARAMS,
-            )
+            with warnings.catch_warnings():
+                # the two functions that cannot be cached are compiled
+                warnings.filterwarnings(
+                    "ignore", message=".*Cannot cache compiled function"
+                )
+                self._nnd = nndescent.NNDescent(
+                    V,
+                    metric="cosine",
+                    n_neighbors=n_neighbors + 1,
+                    random_state=self.random_state,
+                    n_jobs=self.n_jobs,
+                    compressed=False,
+                    **PYNNDESCENT_PARAMS,
+                )
         else:
             raise ValueError(f"Unknown neighbour backend {self.backend!r}.")
         return self
@@ -369,6 +377,32 @@ class NeighborIndex:
                 )
             state["device_"] = "cpu"
         self.__dict__.update(state)
+
+
+def _cache_numba_compilation(package):
+    """Turn on numba's on-disk cache for the jitted functions of
+    ``package`` that were declared without it.
+
+    pynndescent compiles about 140 of its functions at the first search of
+    every process (49 s for the digits on 2 cores), most of them declared
+    without ``cache=True``. Cached, a later process loads them from disk
+    (29 s; two functions that take the distance as an argument cannot be
+    cached and are still compiled). numba writes the cache next to the
+    package's sources, or to the user's cache directory when those are
+    read-only; ``NUMBA_CACHE_DIR`` moves it elsewhere.
+    """
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # pragma: no cover - another numba layout
+        return
+    for name, module in list(sys.modules.items()):
+        if name != package and not name.startswith(package + "."):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Dispatcher) and isinstance(value._cache, NullCache):
+                with contextlib.suppress(Exception):  # uncacheable: compile
+                    value.enable_caching()
 
 
 def _require_dense(V, backend):
