@@ -1,4 +1,4 @@
-"""kNN affinity graphs (SPEC section 1, eq. 15).
+"""kNN affinity graphs (eq. 15 of Zhuang & Moulin, CVPR 2023).
 
 Data flows one way through this module::
 
@@ -539,7 +539,7 @@ def neighbor_recall(V, idx, k=None, *, n_queries=1000, random_state=None):
 
 
 def resolve_knn_backend(backend, n_samples, sparse_input, device="cpu"):
-    """Turn ``'auto'`` into a concrete backend name (SPEC 1.4).
+    """Turn ``'auto'`` into a concrete backend name.
 
     ``'auto'`` uses exact torch search on the GPU for dense data when torch
     is installed and ``device`` is CUDA (or ``'auto'`` with a CUDA device
@@ -560,7 +560,7 @@ def resolve_knn_backend(backend, n_samples, sparse_input, device="cpu"):
 
 
 def clip_n_neighbors(n_neighbors, n_samples):
-    """Clip ``k`` to ``n_samples - 1`` with a warning (SPEC 1.5)."""
+    """Clip ``k`` to ``n_samples - 1`` with a warning."""
     if n_neighbors >= n_samples:
         warnings.warn(
             f"n_neighbors={n_neighbors} is not smaller than n_samples="

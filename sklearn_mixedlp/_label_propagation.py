@@ -1,6 +1,6 @@
 """Transductive estimators: MixedLabelPropagation and HardNegativeLP.
 
-Data flows one way (SPEC sections 1-6)::
+Data flows one way (equations of Zhuang & Moulin, CVPR 2023)::
 
     X -> kNN graph W (eq. 15) -> LP solve F (eq. 16)
       -> dissimilarity weights Wdis (eqs. 18-22, MoM, Control or given)
@@ -116,7 +116,7 @@ _SINGLE_MIN_MU = 1e-4
 
 
 # Ridge added to the rows of graph components without any labeled sample,
-# relative to the mean degree: it keeps the system SPD (SPEC section 2).
+# relative to the mean degree: it keeps the system SPD.
 _RIDGE = 1e-6
 
 

@@ -1,4 +1,4 @@
-"""Dissimilarity ("negative") edge weights ``Wdis`` (SPEC section 3).
+"""Dissimilarity ("negative") edge weights ``Wdis`` (eqs. 18-22).
 
 All functions return a symmetric, non-negative sparse CSR matrix with a
 zero diagonal:

@@ -2,7 +2,7 @@
 
 Input validation, disconnected components, scikit-learn integration
 (clone, pickle, Pipeline, GridSearchCV, sparse input, string labels), the
-transductive / inductive prediction rule (SPEC section 6), the precomputed
+transductive / inductive prediction rule (nearest training rows), the precomputed
 backend, verbosity, convergence warnings and user-supplied negatives.
 """
 
@@ -688,7 +688,8 @@ def test_predict_on_training_rows_is_transduction(small_digits, Est):
 
 
 def inductive_proba(est, X_train, X_new):
-    """SPEC section 6, computed directly."""
+    """The inductive rule (weighted average of the neighbours'
+    distributions), computed directly."""
     V = X_train / np.linalg.norm(X_train, axis=1, keepdims=True)
     Q = X_new / np.linalg.norm(X_new, axis=1, keepdims=True)
     S = Q @ V.T

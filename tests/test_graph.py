@@ -1,4 +1,4 @@
-"""Affinity graph (SPEC section 1): backends and eq. 15."""
+"""Affinity graph: backends and eq. 15."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The estimators against dense direct solves of the SPEC systems."""
+"""The estimators against dense direct solves of the propagation systems."""
 
 import numpy as np
 import pytest
@@ -27,7 +27,7 @@ LAPLACIANS = ["combinatorial", "normalized"]
 
 
 def dense_system(est, y_train):
-    """Dense base system ``(A, B)`` and row scale ``s`` of SPEC section 2:
+    """Dense base system ``(A, B)`` and row scale ``s`` of the label propagation:
     ``L + U``, ``U Y`` and 1 for the combinatorial Laplacian (eq. 16);
     ``(1 + mu) I - D^-1/2 W D^-1/2``, ``mu Y`` and ``D^-1/2`` for the
     normalised one (Zhou et al.)."""
