@@ -21,6 +21,8 @@ EXTRAS = {
         "sphinx-gallery>=0.15",
         "pydata-sphinx-theme>=0.15",
         "matplotlib>=3.7",
+        # MathJax shipped in the built site: equations render offline
+        "sphinx-mathjax-offline>=0.0.2",
     ],
     "benchmarks": ["matplotlib>=3.7", "graphlearning>=1.7"],
 }

@@ -10,14 +10,15 @@ import sys
 
 import numpy as np
 
-# Optional dependency -> the extra of ``pip install sklearn-mixedlp[extra]``
-# that provides it.
+# Optional dependency -> (the pip requirement that provides it, the extra
+# of this package that lists it).
 _EXTRAS = {
-    "faiss": "faiss",
-    "pynndescent": "pynndescent",
-    "torch": "torch",
-    "matplotlib": "docs",
+    "faiss": ("faiss-cpu", "faiss"),
+    "pynndescent": ("pynndescent", "pynndescent"),
+    "torch": ("torch", "torch"),
+    "matplotlib": ("matplotlib", "docs"),
 }
+_CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 
 
 @contextlib.contextmanager
@@ -112,17 +113,23 @@ def import_optional(module, purpose):
     Raises
     ------
     ImportError
-        If the module is not installed; the message names the extra to
-        install.
+        If the module is not installed; the message names the package and
+        the extra to install.
     """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = _EXTRAS.get(module, module)
+        requirement, extra = _EXTRAS.get(module, (module, module))
+        hint = (
+            f" (on a machine without an NVIDIA GPU, the CPU-only build: {_CPU_TORCH})"
+            if module == "torch"
+            else ""
+        )
         raise ImportError(
             f"{purpose} requires the optional dependency {module!r}, which is "
-            f"not installed. Install it with: "
-            f"pip install 'sklearn-mixedlp[{extra}]'"
+            f"not installed. Install it with: pip install {requirement}{hint} "
+            f"(it is the extra sklearn-mixedlp[{extra}]: from a source checkout, "
+            f"pip install -e '.[{extra}]')"
         ) from exc
 
 
