@@ -631,7 +631,12 @@ _SHARED_PARAMS_DOC = """
         ``D^-1/2 Q D^-1/2``; better conditioned and more accurate when
         labels are few.
     mu : float, default=1/99
-        Weight ``mu`` of the fit to the given labels (eq. 16).
+        Weight ``mu`` of the fit to the given labels (eq. 16). The fit is
+        soft: with the default the graph dominates, and a labeled row whose
+        neighbours carry another class may take that class in
+        ``transduction_`` (a warning counts such rows); this can erase a
+        small class whose few labels sit among many of a larger one. A
+        larger ``mu`` (e.g. 1) keeps the given labels, with less smoothing.
     beta : float, default=BETA_DEFAULT
         Weight ``beta`` of the dissimilarity loss (eq. 23).
     class_mass_normalization : bool, default=True
@@ -696,7 +701,11 @@ _SHARED_ATTRIBUTES_DOC = """
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     transduction_ : ndarray of shape (n_samples,)
-        Pseudolabel ``argmax_c G_ic`` of every training sample.
+        Pseudolabel ``argmax_c G_ic`` of every training sample. On a
+        labeled row it can differ from the given label (see ``mu``; a
+        warning counts such rows). On the rows of graph components without
+        any labeled row (a warning counts them) it is the first class of
+        ``classes_`` that has a labeled row.
     label_distributions_ : ndarray of shape (n_samples, n_classes)
         Row of ``G`` with negatives clipped to 0, L1-normalised; rows
         without information (all-zero rows, e.g. graph components without a
@@ -841,7 +850,8 @@ class MixedLabelPropagation(_BaseMixedLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training rows (or a precomputed affinity graph).
         y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabeled rows.
+            Labels, ``-1`` for unlabeled rows (also ``"-1"``, None or NaN;
+            see :func:`~sklearn_mixedlp.datasets.unlabeled_mask`).
         negatives : sparse matrix of shape (n_samples, n_samples) or \
                 array-like of shape (n_pairs, 2) or (n_pairs, 3), default=None
             User-supplied dissimilarity weights, or ``(i, j[, weight])``
@@ -995,7 +1005,8 @@ class HardNegativeLP(_BaseMixedLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training rows (or a precomputed affinity graph).
         y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabeled rows.
+            Labels, ``-1`` for unlabeled rows (also ``"-1"``, None or NaN;
+            see :func:`~sklearn_mixedlp.datasets.unlabeled_mask`).
 
         Returns
         -------
