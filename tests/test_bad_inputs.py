@@ -36,7 +36,7 @@ from sklearn_mixedlp.model_selection import (
     make_semi_supervised_scorer,
 )
 
-from .conftest import requires_faiss, requires_torch
+from .conftest import ignore_relabeled, requires_faiss, requires_torch
 
 ESTIMATORS = [
     pytest.param(MixedLabelPropagation, id="lp"),
@@ -336,6 +336,7 @@ def test_a_larger_mu_keeps_the_given_labels(imbalanced):
 # -- 4. parts of the graph without a label -------------------------------------
 
 
+@ignore_relabeled
 def test_far_apart_cluster_without_labels_is_counted(blobs):
     X, y, _ = blobs
     far = np.vstack([X[y == 0], -X[y == 1]])  # the second cluster on the far side

@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
 from sklearn_mixedlp._utils import gpu_device_nodes
 
-from .conftest import mask_per_class
+from .conftest import ignore_relabeled, ignore_unreached, mask_per_class
 
 
 def _has_module(name):
@@ -122,6 +122,7 @@ def test_non_finite_X_is_rejected_at_fit_and_predict(small_digits, bad):
         est.predict_proba(X_new_bad)
 
 
+@ignore_unreached
 @pytest.mark.parametrize(
     "Est, kwargs",
     [
@@ -227,6 +228,7 @@ def test_labels_outside_classes_raise(small_digits):
         )
 
 
+@ignore_relabeled
 def test_class_without_labeled_sample_warns_and_has_zero_probability(digits):
     X, y = digits
     keep = np.isin(y, [0, 1, 2])
@@ -416,6 +418,8 @@ def _blobs(n_samples=80, seed=0):
     return X, y, y_true
 
 
+@ignore_relabeled
+@ignore_unreached
 @pytest.mark.parametrize(
     "Est, kwargs",
     [
@@ -504,6 +508,7 @@ def test_torch_solver_matches_scipy(small_digits, Est, device):
 
 
 # -- 2. components without labels ------------------------------------------
+@ignore_unreached
 @pytest.mark.parametrize("Est", ESTIMATORS)
 def test_unlabeled_component_is_uniform_and_labeled_one_unaffected(digits, Est):
     X, y = digits
@@ -631,6 +636,7 @@ def test_sparse_X_with_auto_backend(small_digits):
     est.predict(sp.csr_matrix(X_new))
 
 
+@ignore_relabeled
 def test_string_class_labels(small_digits):
     X, _, y, X_new = small_digits
     names = ["zero", "one", "two", "three", "four"]
@@ -656,6 +662,7 @@ def test_string_class_labels(small_digits):
     np.testing.assert_array_equal(est.classes_, np.sort(names).astype(str))
 
 
+@ignore_relabeled
 def test_grid_search_over_n_neighbors(digits):
     X, y = digits
     X, y = X[:300], y[:300]  # fully labeled
@@ -821,6 +828,7 @@ def test_convergence_warning_with_max_iter_1(small_digits, Est, n_solves):
     assert full.n_iter_ > est.n_iter_
 
 
+@ignore_relabeled
 def test_convergence_warning_lpdr(small_digits):
     X, _, y, _ = small_digits
     with pytest.warns(ConvergenceWarning):

@@ -19,6 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading
 
 from sklearn_mixedlp.model_selection import (
+
+from .conftest import ignore_relabeled
     SemiSupervisedKFold,
     class_disjoint_split,
     labeled_accuracy_score,
@@ -333,6 +335,7 @@ def test_grid_search_with_label_spreading(masked_digits):
     assert grid.best_score_ > 0.7
 
 
+@ignore_relabeled
 def test_grid_search_over_hard_negative_lp_pipeline(masked_digits):
     from sklearn.decomposition import PCA
 
