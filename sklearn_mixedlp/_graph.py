@@ -70,7 +70,11 @@ _FAISS_QUERY_CHUNK = 2**16
 # 20 fell to 0.896.
 PYNNDESCENT_PARAMS = {}
 # Below this many training rows ``'auto'`` uses exact search when faiss is
-# not installed (blocked BLAS is then fast enough).
+# not installed (blocked BLAS is then fast enough); above, pynndescent when
+# installed. Measured on the sphere mixture (64 dimensions, k = 10, 2 shared
+# cores): exact search takes 84 s at 50,000 rows and 328 s at 100,000, while
+# pynndescent takes about 30 s at 100,000 rows plus its numba compilation
+# (about 50 s in a new environment, 20 s once numba's disk cache holds it).
 EXACT_AUTO_MAX_SAMPLES = 50_000
 # Number of similarity entries (rows x columns) computed per block by the
 # exact backend: bounds its working memory to about 8 * _BLOCK_ENTRIES bytes.
