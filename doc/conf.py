@@ -231,4 +231,5 @@ def _report_examples_not_run(app):
 
 
 def setup(app):
-    app.connect("builder-inited", _report_examples_not_run)
+    # before sphinx-gallery's own builder-inited handler runs the examples
+    app.connect("builder-inited", _report_examples_not_run, priority=400)
