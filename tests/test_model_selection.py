@@ -19,13 +19,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading
 
 from sklearn_mixedlp.model_selection import (
-
-from .conftest import ignore_relabeled
     SemiSupervisedKFold,
     class_disjoint_split,
     labeled_accuracy_score,
     make_semi_supervised_scorer,
 )
+
+from .conftest import ignore_relabeled
 
 
 def _partially_labeled(n_samples=200, n_classes=4, frac_unlabeled=0.6, seed=0):
