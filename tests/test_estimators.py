@@ -29,6 +29,10 @@ from sklearn_mixedlp._utils import gpu_device_nodes
 
 from .conftest import ignore_relabeled, ignore_unreached, mask_per_class
 
+# The shared 300-digit fixture (5 labels per class): the soft fit relabels
+# one labeled row by design.
+pytestmark = ignore_relabeled
+
 
 def _has_module(name):
     return importlib.util.find_spec(name) is not None
@@ -228,7 +232,6 @@ def test_labels_outside_classes_raise(small_digits):
         )
 
 
-@ignore_relabeled
 def test_class_without_labeled_sample_warns_and_has_zero_probability(digits):
     X, y = digits
     keep = np.isin(y, [0, 1, 2])
@@ -418,7 +421,6 @@ def _blobs(n_samples=80, seed=0):
     return X, y, y_true
 
 
-@ignore_relabeled
 @ignore_unreached
 @pytest.mark.parametrize(
     "Est, kwargs",
@@ -636,7 +638,6 @@ def test_sparse_X_with_auto_backend(small_digits):
     est.predict(sp.csr_matrix(X_new))
 
 
-@ignore_relabeled
 def test_string_class_labels(small_digits):
     X, _, y, X_new = small_digits
     names = ["zero", "one", "two", "three", "four"]
@@ -662,7 +663,6 @@ def test_string_class_labels(small_digits):
     np.testing.assert_array_equal(est.classes_, np.sort(names).astype(str))
 
 
-@ignore_relabeled
 def test_grid_search_over_n_neighbors(digits):
     X, y = digits
     X, y = X[:300], y[:300]  # fully labeled
@@ -828,7 +828,6 @@ def test_convergence_warning_with_max_iter_1(small_digits, Est, n_solves):
     assert full.n_iter_ > est.n_iter_
 
 
-@ignore_relabeled
 def test_convergence_warning_lpdr(small_digits):
     X, _, y, _ = small_digits
     with pytest.warns(ConvergenceWarning):
