@@ -1,4 +1,4 @@
-"""Tests of DeepMetricLearner (SPEC section 7)."""
+"""Tests of DeepMetricLearner (the training loop of Sec. 3.3 of Zhuang & Moulin)."""
 
 import pickle
 import re
