@@ -21,6 +21,8 @@ EXTRAS = {
         "sphinx-gallery>=0.15",
         "pydata-sphinx-theme>=0.15",
         "matplotlib>=3.7",
+        # MathJax shipped in the built site: equations render offline
+        "sphinx-mathjax-offline>=0.0.2",
     ],
     "benchmarks": ["matplotlib>=3.7", "graphlearning>=1.7"],
 }
@@ -52,6 +54,5 @@ setup(
         "Programming Language :: Python :: 3",
         "Intended Audience :: Science/Research",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
-        "License :: OSI Approved :: BSD License",
     ],
 )

@@ -12,21 +12,35 @@ Environment variables:
 ``SKLEARN_MIXEDLP_DOCS_ONLINE=1``
     Enable the intersphinx links to Python, NumPy, SciPy and scikit-learn
     (their inventories are downloaded, so the build needs the network).
-``SKLEARN_MIXEDLP_MATHJAX=/path/to/tex-chtml.js``
-    Use a local MathJax 3 script instead of the CDN one, to read the
-    equations of a built site without network access.
+``SKLEARN_MIXEDLP_FASHION_MNIST=/path/to/fashion-mnist``
+    Where the Fashion-MNIST files are (default: Debian's
+    ``dataset-fashion-mnist`` package, /usr/share/datasets/fashion-mnist).
 
-The build itself never uses the network. The theme's assets are all local;
-the one thing a browser fetches when showing the pages is MathJax (Sphinx's
-default CDN copy), unless SKLEARN_MIXEDLP_MATHJAX is set.
+Neither the build nor the built pages use the network. The equations are
+typeset by a copy of MathJax 3 shipped in the site itself (``_static/mathjax``,
+from the PyPI package ``sphinx-mathjax-offline`` of the ``docs`` extra).
+
+The gallery examples that need what is not installed (torch, or the
+Fashion-MNIST files) are shown with their code but not run, and the build
+log says why; everything else is built as usual.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from sphinx.util import logging
+
 import sklearn_mixedlp
+from sklearn_mixedlp.datasets import (
+    _FASHION_MNIST_FILES,
+    FASHION_MNIST_DEFAULT_HOME,
+    FASHION_MNIST_ENV,
+)
+
+logger = logging.getLogger("sklearn_mixedlp.docs")
 
 DOC_DIR = Path(__file__).resolve().parent
 ROOT = DOC_DIR.parent
@@ -73,9 +87,47 @@ numpydoc_xref_param_type = False
 
 # -- Math --------------------------------------------------------------------
 
-_local_mathjax = os.environ.get("SKLEARN_MIXEDLP_MATHJAX")
-if _local_mathjax:
-    mathjax_path = Path(_local_mathjax).resolve().as_uri()
+# MathJax 3 from the sphinx-mathjax-offline package (the docs extra), copied
+# into the site: the pages show their equations without network access. The
+# SVG output needs no web fonts (which browsers refuse to load from file://
+# pages).
+_mathjax_package = importlib.util.find_spec("sphinx-mathjax-offline")
+if _mathjax_package is None:
+    raise RuntimeError(
+        "The documentation needs the package sphinx-mathjax-offline (a copy of "
+        "MathJax, so that the equations render without network access): "
+        'install the docs extra, pip install -e ".[docs]".'
+    )
+_MATHJAX_STATIC = Path(_mathjax_package.submodule_search_locations[0]) / "static"
+mathjax_path = "mathjax/tex-svg.js"
+
+# -- Optional inputs of the examples ----------------------------------------
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+_fashion_home = Path(os.environ.get(FASHION_MNIST_ENV, FASHION_MNIST_DEFAULT_HOME))
+HAS_FASHION_MNIST = all(
+    (_fashion_home / name).is_file()
+    for files in _FASHION_MNIST_FILES.values()
+    for name in files
+)
+
+# example -> what it needs that may be missing
+_EXAMPLE_NEEDS = {
+    "plot_torch_solver": {"torch": HAS_TORCH},
+    "plot_retrieval_fashion": {
+        "torch": HAS_TORCH,
+        f"the Fashion-MNIST files (in {_fashion_home})": HAS_FASHION_MNIST,
+    },
+}
+_NOT_RUN = {}
+for _example, _needs in _EXAMPLE_NEEDS.items():
+    _missing = [need for need, present in _needs.items() if not present]
+    if _missing:
+        _NOT_RUN[_example] = _missing
+
+# Without torch, the API page of sklearn_mixedlp.losses is built from a
+# stand-in module.
+autodoc_mock_imports = [] if HAS_TORCH else ["torch"]
 
 # -- Intersphinx -------------------------------------------------------------
 
@@ -98,7 +150,10 @@ else:
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
-    "filename_pattern": r"/plot_",
+    # Run every example but those whose requirements are missing (they are
+    # shown with their code only).
+    "filename_pattern": "/plot_"
+    + "".join(f"(?!{name[len('plot_'):]})" for name in sorted(_NOT_RUN)),
     "backreferences_dir": "gen_modules/backreferences",
     "doc_module": ("sklearn_mixedlp",),
     "remove_config_comments": True,
@@ -117,7 +172,7 @@ sphinx_gallery_conf = {
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"sklearn-mixedlp {release}"
-html_static_path = []
+html_static_path = [str(_MATHJAX_STATIC)]
 html_theme_options = {
     # Nothing that would be fetched over the network when a page is viewed:
     # no version switcher JSON, no analytics, no external icons.
@@ -144,9 +199,6 @@ html_sidebars = {
 }
 html_show_sourcelink = False
 
-# -- Workaround: estimator docstrings ----------------------------------------
-
-# TEMPORARY. In sklearn_mixedlp/_label_propagation.py the class docstrings of
 # -- Generated material ------------------------------------------------------
 
 
@@ -168,3 +220,16 @@ def _write_cli_help():
 
 
 _write_cli_help()
+
+
+def _report_examples_not_run(app):
+    for name, missing in sorted(_NOT_RUN.items()):
+        logger.info(
+            f"example {name}.py is shown but not run: it needs "
+            f"{' and '.join(missing)}, which this machine lacks"
+        )
+
+
+def setup(app):
+    # before sphinx-gallery's own builder-inited handler runs the examples
+    app.connect("builder-inited", _report_examples_not_run, priority=400)

@@ -16,6 +16,14 @@ classes it never saw during training, so it has to learn a similarity that
 transfers, not a classifier. We compare Recall@1, Precision@8 and MAP@R of
 the PCA features it starts from with those of the learned embedding, and
 look at the retrieved neighbours of a few query images.
+
+.. note::
+
+    This example needs torch (the ``torch`` extra) and the Fashion-MNIST
+    files (Debian's ``dataset-fashion-mnist`` package, or the four files of
+    the dataset in a folder named by ``SKLEARN_MIXEDLP_FASHION_MNIST``). A
+    documentation build on a machine without them shows its code without
+    running it.
 """
 
 # %%

@@ -13,6 +13,11 @@ This example fits :class:`~sklearn_mixedlp.HardNegativeLP` on Fashion-MNIST
 with 5 labels per class with both backends, checks that they give the same
 transduction, and compares their fit times. It uses the GPU when torch sees
 one, and runs on a CPU-only machine too.
+
+.. note::
+
+    This example needs torch (the ``torch`` extra). A documentation build on
+    a machine without torch shows its code without running it.
 """
 
 # %%

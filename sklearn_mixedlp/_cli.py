@@ -41,6 +41,7 @@ import csv
 import inspect
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -49,7 +50,8 @@ import warnings
 
 import numpy as np
 
-from ._label_propagation import HardNegativeLP, MixedLabelPropagation, unlabeled_mask
+from ._label_propagation import HardNegativeLP, MixedLabelPropagation
+from ._utils import UNLABELED_TEXT, unlabeled_mask
 from ._solvers import resolve_solver
 
 PROG = "sklearn-mixedlp"
@@ -77,6 +79,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports it
 
 _DEFAULTS = {
     name: param.default
@@ -96,8 +99,9 @@ methods:
            Laplacian, temperature 4 on the raw scores, beta=1)
 
 labels:
-  One label per feature row: integers or text, an empty entry or -1 for an
-  unlabeled row. Numeric labels must be whole numbers. A header line in a
+  One label per feature row: integers or text. An unlabeled row is an empty
+  entry, -1, or a missing-value mark: NaN, NA, N/A, <NA>, None, null, ?,
+  unlabeled (any case). Numeric labels must be whole numbers. A header line in a
   label file (e.g. 'label') is skipped when the file has one line more than
   there are rows.
 
@@ -117,6 +121,31 @@ example:
 
 class CLIError(Exception):
     """A usage or data error: reported on stderr, exit status 2."""
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler, so that a temporary output file is
+    removed on the way out, as for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises :class:`_Terminated` inside the block (main thread
+    only; elsewhere signals cannot be handled)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- argument parsing ----------------------------------------------------
@@ -175,8 +204,8 @@ def build_parser():
     source.add_argument(
         "--labels",
         metavar="FILE",
-        help="labels, one per feature row (.npy, .csv or .txt); empty or -1 "
-        "marks an unlabeled row",
+        help="labels, one per feature row (.npy, .csv or .txt); empty, -1, "
+        "NA, None, null, ... mark an unlabeled row (see 'labels' below)",
     )
     source.add_argument(
         "--label-column",
@@ -727,7 +756,10 @@ def parse_labels(values, source="labels"):
     ----------
     values : ndarray or list
         One entry per row: numbers, strings, or None. An empty entry, None,
-        NaN or ``-1`` (``"-1"``) marks an unlabeled row. When every other
+        NaN, ``-1`` (``"-1"``) or a missing-value spelling (``NA``,
+        ``N/A``, ``<NA>``, ``None``, ``null``, ``nan``, ``?``,
+        ``unlabeled``, in any case) marks an unlabeled row; a warning
+        counts the rows marked by such a spelling. When every other
         entry is a number, the labels are integers (``"3.0"`` is 3);
         otherwise they are text.
     source : str, default="labels"
@@ -776,6 +808,18 @@ def parse_labels(values, source="labels"):
                 ) from None
         else:
             tokens.append(str(value).strip())
+    marks = {}
+    for i, token in enumerate(tokens):
+        if token != "" and token.lower() in UNLABELED_TEXT:
+            if not _is_number(token):  # "-1" and "nan" are read as numbers
+                marks[token] = marks.get(token, 0) + 1
+            tokens[i] = ""
+    if marks:
+        shown = ", ".join(f"{n} x {t!r}" for t, n in sorted(marks.items()))
+        warnings.warn(
+            f"labels in {source}: {shown} read as unlabeled rows (missing-value "
+            "marks); rename the class if it is a real label"
+        )
     present = [t for t in tokens if t != ""]
     if present and all(_is_number(t) for t in present):
         y = np.empty(len(tokens), dtype=np.int64)
@@ -1014,7 +1058,8 @@ def _run(args):
     n_labeled = int(labeled.sum())
     if n_labeled == 0:
         raise CLIError(
-            f"no labeled row: every label in {source} is empty or -1; at least "
+            f"no labeled row: every label in {source} is empty, -1 or a "
+            "missing-value mark (NA, None, ...); at least "
             "one row needs a label"
         )
     n_classes = np.unique(y[labeled]).size
@@ -1059,7 +1104,9 @@ def main(argv=None):
     -------
     status : int
         0 on success, 2 for a usage or data error (message on stderr, no
-        output written), 1 for an unexpected failure, 130 when interrupted.
+        output written), 1 for an unexpected failure, 130 when interrupted
+        (Ctrl-C), 143 when terminated (SIGTERM); an interrupted run leaves
+        no output and no temporary file.
 
     Examples
     --------
@@ -1074,7 +1121,7 @@ def main(argv=None):
     except SystemExit as exc:  # --help, or a usage error (already reported)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        with warnings.catch_warnings():
+        with _sigterm_raises(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warnings.filterwarnings("default", category=UserWarning)
             warnings.filterwarnings("default", category=RuntimeWarning)
@@ -1086,6 +1133,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"{PROG}: terminated; no output written", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:  # noqa: BLE001 - report an unexpected failure
         if args.verbose:
             traceback.print_exc()

@@ -22,7 +22,8 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._label_propagation import HardNegativeLP, unlabeled_mask
+from ._label_propagation import HardNegativeLP
+from ._utils import unlabeled_mask
 from ._utils import entropy_confidence, import_optional
 
 __all__ = ["DeepMetricLearner"]

@@ -1,6 +1,6 @@
 """Transductive estimators: MixedLabelPropagation and HardNegativeLP.
 
-Data flows one way (SPEC sections 1-6)::
+Data flows one way (equations of Zhuang & Moulin, CVPR 2023)::
 
     X -> kNN graph W (eq. 15) -> LP solve F (eq. 16)
       -> dissimilarity weights Wdis (eqs. 18-22, MoM, Control or given)
@@ -48,9 +48,10 @@ from ._negatives import (
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import (
     entropy_confidence,
+    fill_unlabeled,
     is_cuda,
-    minus_one_mask,
     normalize_distributions,
+    unlabeled_mask,
 )
 
 
@@ -120,21 +121,8 @@ _SINGLE_MIN_MU = 1e-4
 
 
 # Ridge added to the rows of graph components without any labeled sample,
-# relative to the mean degree: it keeps the system SPD (SPEC section 2).
+# relative to the mean degree: it keeps the system SPD.
 _RIDGE = 1e-6
-
-
-def unlabeled_mask(y):
-    """Boolean mask of the unlabeled entries of ``y``.
-
-    The integer ``-1`` marks an unlabeled sample; in string or object label
-    arrays the string ``"-1"`` does too.
-    """
-    y = np.asarray(y)
-    if y.dtype.kind in "OUS":
-        is_string = np.array([v == "-1" for v in y.tolist()], dtype=bool)
-        return minus_one_mask(y) | is_string
-    return minus_one_mask(y)
 
 
 def _mix64(x):
@@ -256,6 +244,40 @@ class _Mining:
         return V if perm is None else V[perm]
 
 
+def _warn_orphans(orphan, n_neighbors):
+    """Warn about the rows of graph components without a labeled row."""
+    n_orphan = int(orphan.sum())
+    if n_orphan:
+        warnings.warn(
+            f"{n_orphan} of {orphan.size} rows lie in parts of the graph "
+            "(connected components) without any labeled row, so no label "
+            "reaches them: they get the uniform distribution over the labeled "
+            "classes, confidence 0, and in transduction_ the first of classes_ "
+            "that has a labeled row. Label a row in each part, raise "
+            f"n_neighbors (now {n_neighbors}), or remove exact duplicates "
+            "(more than n_neighbors copies of a row form a part of their own).",
+            UserWarning,
+        )
+
+
+def _warn_changed_labels(est, y_index, labeled):
+    """Warn when labeled rows get another class in ``transduction_``."""
+    predicted = est.label_distributions_[labeled].argmax(axis=1)
+    changed = predicted != y_index[labeled]
+    n_changed = int(changed.sum())
+    if n_changed:
+        given = est.classes_[np.unique(y_index[labeled][changed])]
+        shown = ", ".join(map(repr, given[:10].tolist()))
+        more = " ..." if given.size > 10 else ""
+        warnings.warn(
+            f"{n_changed} of {changed.size} labeled rows get a class other than "
+            f"their given label in transduction_ (given classes {shown}{more}). "
+            f"The fit to the labels is soft, with weight mu={est.mu_:g}: a larger "
+            "mu (e.g. mu=1) keeps the given labels, at some cost in smoothing.",
+            UserWarning,
+        )
+
+
 class _BaseMixedLP(ClassifierMixin, BaseEstimator):
     """Shared machinery of the label-propagation estimators."""
 
@@ -343,7 +365,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         X, y = validate_data(
             self,
             X,
-            y,
+            fill_unlabeled(y),  # NaN / None: unlabeled, as -1
             accept_sparse="csr",
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
@@ -377,6 +399,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         labeled = ~unlabeled
         orphan = self._unlabeled_components(W, labeled)
+        _warn_orphans(orphan, self.n_neighbors_)
         system = self._base_system(W, y_index, labeled, orphan)
         system = dict(zip(("A", "B", "s"), system))
         row_scale = system.pop("s")
@@ -418,9 +441,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         self.transduction_ = self.classes_[self.label_distributions_.argmax(axis=1)]
         self.confidence_ = entropy_confidence(self.label_distributions_)
         self.confidence_[empty] = 0.0
-        self._train_keys = _row_hashes(X)
-        self._train_order = np.argsort(self._train_keys, kind="stable")
-        self._train_keys = self._train_keys[self._train_order]
+        _warn_changed_labels(self, y_index, labeled)
+        self._row_keys = _row_hashes(X)
+        # equal rows: unlabeled copies first, then in data order
+        self._train_order = np.lexsort((labeled, self._row_keys))
+        self._train_keys = self._row_keys[self._train_order]
         clock.lap("output", "distributions, confidences")
         self.fit_stages_ = clock.stages
         return self
@@ -603,11 +628,17 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         """Class distributions of the rows of ``X``.
 
         A row equal to a training row gets that row's transductive
-        distribution (so ``predict(X_train)`` equals ``transduction_``);
-        any other row gets the weighted average of the distributions of its
-        ``n_neighbors_`` nearest training samples, with weights
-        ``[v^T v_i]_+^gamma`` (SPEC section 6). A row with no positive
-        weight is uniform over the classes that have a labeled sample.
+        distribution, so ``predict(X_train)`` equals ``transduction_``.
+        With exact duplicates among the training rows, row ``i`` of ``X``
+        equal to training row ``i`` gets that row's distribution, and any
+        other row equal to several training rows gets that of the first
+        unlabeled one among them (else of the first). Any other row gets
+        the average of the distributions of its ``n_neighbors_`` nearest
+        training samples, weighted by the affinity kernel of the graph
+        (``[v^T v_i]_+^gamma`` for ``kernel='power'``). A row with no
+        positive weight (an all-zero row that equals no training row, or
+        any all-zero affinity row with ``knn_backend='precomputed'``) is
+        uniform over the classes that have a labeled sample.
 
         Parameters
         ----------
@@ -621,8 +652,14 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             Probabilities, columns ordered as ``classes_``.
         """
         check_is_fitted(self)
+        # the dense-only neighbour indexes cannot search sparse rows
+        dense_only = self.knn_backend_ in ("faiss", "torch")
         X = validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32]
+            self,
+            X,
+            reset=False,
+            accept_sparse=False if dense_only else "csr",
+            dtype=[np.float64, np.float32],
         )
         match = self._match_training_rows(X)
         proba = np.empty((X.shape[0], self.classes_.size))
@@ -649,11 +686,26 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def _match_training_rows(self, X):
+        """Index of the training row equal to each row of ``X``, or -1.
+
+        Row ``i`` of ``X`` equal to training row ``i`` maps to it (so
+        ``predict(X_train)`` is ``transduction_`` even with exact
+        duplicates); any other row equal to several training rows maps to
+        the first unlabeled one of them (whose distribution is the
+        propagation's, not partly the given label's), else to the first.
+        With a precomputed graph an all-zero affinity row has no match: it
+        carries no information and gets the uniform distribution."""
         keys = _row_hashes(X)
         pos = np.searchsorted(self._train_keys, keys)
         pos = np.minimum(pos, self._train_keys.size - 1)
-        hit = self._train_keys[pos] == keys
-        return np.where(hit, self._train_order[pos], -1)
+        match = np.where(self._train_keys[pos] == keys, self._train_order[pos], -1)
+        n = min(keys.size, self._row_keys.size)
+        same = np.flatnonzero(keys[:n] == self._row_keys[:n])
+        match[same] = same
+        if self.knn_backend_ == "precomputed":
+            empty = (np.diff(X.indptr) == 0) if sp.issparse(X) else ~X.any(axis=1)
+            match[np.asarray(empty).ravel()] = -1
+        return match
 
     def _inductive_proba(self, X):
         n_train = self.label_distributions_.shape[0]
@@ -704,7 +756,12 @@ _SHARED_PARAMS_DOC = """
         normalised Laplacian a random walk of the propagation lasts about
         ``1 / mu`` steps. ``'auto'``: the fraction of labeled rows, so that
         the walk lasts about as many steps as there are rows per label
-        (more local as labels get denser). The value used is ``mu_``.
+        (more local as labels get denser). The value used is ``mu_``. The
+        fit is soft: with a small ``mu`` the graph dominates, and a labeled
+        row whose neighbours carry another class may take that class in
+        ``transduction_`` (a warning counts such rows); this can erase a
+        small class whose few labels sit among many of a larger one. A
+        larger ``mu`` (e.g. 1) keeps the given labels, with less smoothing.
     source : {'labels', 'poisson'}, default='labels'
         Right-hand side of the propagation. ``'labels'``: ``mu Y`` on the
         labeled rows. ``'poisson'``: Poisson-type sources ``mu (Y - Ybar)``
@@ -782,7 +839,11 @@ _SHARED_ATTRIBUTES_DOC = """
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     transduction_ : ndarray of shape (n_samples,)
-        Pseudolabel ``argmax_c G_ic`` of every training sample.
+        Pseudolabel ``argmax_c G_ic`` of every training sample. On a
+        labeled row it can differ from the given label (see ``mu``; a
+        warning counts such rows). On the rows of graph components without
+        any labeled row (a warning counts them) it is the first class of
+        ``classes_`` that has a labeled row.
     label_distributions_ : ndarray of shape (n_samples, n_classes)
         Row of ``G`` with negatives clipped to 0, L1-normalised; rows
         without information (all-zero rows, e.g. graph components without a
@@ -934,7 +995,8 @@ class MixedLabelPropagation(_BaseMixedLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training rows (or a precomputed affinity graph).
         y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabeled rows.
+            Labels, ``-1`` for unlabeled rows (also ``"-1"``, None or NaN;
+            see :func:`~sklearn_mixedlp.datasets.unlabeled_mask`).
         negatives : sparse matrix of shape (n_samples, n_samples) or \
                 array-like of shape (n_pairs, 2) or (n_pairs, 3), default=None
             User-supplied dissimilarity weights, or ``(i, j[, weight])``
@@ -1129,7 +1191,8 @@ class HardNegativeLP(_BaseMixedLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training rows (or a precomputed affinity graph).
         y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabeled rows.
+            Labels, ``-1`` for unlabeled rows (also ``"-1"``, None or NaN;
+            see :func:`~sklearn_mixedlp.datasets.unlabeled_mask`).
 
         Returns
         -------

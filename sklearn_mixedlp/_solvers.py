@@ -1,4 +1,4 @@
-"""Linear solvers for the propagation systems (SPEC section 5).
+"""Linear solvers for the propagation systems.
 
 :func:`block_cg` solves ``A X = B`` for a sparse symmetric positive-definite
 ``A`` and all ``C`` right-hand sides at once: one sparse-matrix x dense-block

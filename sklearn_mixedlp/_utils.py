@@ -10,14 +10,15 @@ import sys
 
 import numpy as np
 
-# Optional dependency -> the extra of ``pip install sklearn-mixedlp[extra]``
-# that provides it.
+# Optional dependency -> (the pip requirement that provides it, the extra
+# of this package that lists it).
 _EXTRAS = {
-    "faiss": "faiss",
-    "pynndescent": "pynndescent",
-    "torch": "torch",
-    "matplotlib": "docs",
+    "faiss": ("faiss-cpu", "faiss"),
+    "pynndescent": ("pynndescent", "pynndescent"),
+    "torch": ("torch", "torch"),
+    "matplotlib": ("matplotlib", "docs"),
 }
+_CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 
 
 @contextlib.contextmanager
@@ -112,17 +113,23 @@ def import_optional(module, purpose):
     Raises
     ------
     ImportError
-        If the module is not installed; the message names the extra to
-        install.
+        If the module is not installed; the message names the package and
+        the extra to install.
     """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = _EXTRAS.get(module, module)
+        requirement, extra = _EXTRAS.get(module, (module, module))
+        hint = (
+            f" (on a machine without an NVIDIA GPU, the CPU-only build: {_CPU_TORCH})"
+            if module == "torch"
+            else ""
+        )
         raise ImportError(
             f"{purpose} requires the optional dependency {module!r}, which is "
-            f"not installed. Install it with: "
-            f"pip install 'sklearn-mixedlp[{extra}]'"
+            f"not installed. Install it with: pip install {requirement}{hint} "
+            f"(it is the extra sklearn-mixedlp[{extra}]: from a source checkout, "
+            f"pip install -e '.[{extra}]')"
         ) from exc
 
 
@@ -135,26 +142,189 @@ def is_installed(module):
     return True
 
 
-def minus_one_mask(y):
-    """Boolean mask of the entries of 1-d ``y`` that are the number -1.
+# Entries of a text label file (compared case-insensitively, after
+# stripping) that mean "no label": the command line maps them to -1.
+UNLABELED_TEXT = frozenset(
+    {"", "-1", "nan", "na", "n/a", "<na>", "none", "null", "unlabeled", "unlabelled", "?"}
+)
 
-    Numeric arrays compare with -1; in object arrays an entry counts when it
-    is a number equal to -1 (``-1``, ``-1.0``, ``np.int64(-1)``), never a
-    string; other arrays (strings, booleans) have none.
+
+def _is_unlabeled_value(v):
+    """Whether one label value is the unlabeled marker (see
+    :func:`unlabeled_mask`)."""
+    if v is None:
+        return True
+    if isinstance(v, (str, bytes)):
+        return v in ("-1", b"-1")
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    if isinstance(v, numbers.Number):
+        return v == -1 or v != v  # -1, or NaN
+    # pandas.NA and pandas.NaT, without importing pandas
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def unlabeled_mask(y):
+    """Boolean mask of the unlabeled entries of a 1-d label array.
+
+    The one definition of an unlabeled row used by the estimators, the
+    model-selection tools, the retrieval scorer, :func:`mask_labels
+    <sklearn_mixedlp.datasets.mask_labels>` and the command line. An entry
+    is unlabeled when it is
+
+    - the number -1 (integer or float, Python or NumPy);
+    - the string ``"-1"`` (in a string, bytes or object array), so that
+      string classes can mark unlabeled rows with ``"-1"`` or ``-1``;
+    - missing: ``None``, NaN, ``pandas.NA`` or ``pandas.NaT``.
+
+    Booleans are never unlabeled (``False`` and ``True`` are classes).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels.
+
+    Returns
+    -------
+    mask : ndarray of bool of shape (n_samples,)
+        True where the row is unlabeled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mixedlp.datasets import unlabeled_mask
+    >>> unlabeled_mask(np.array([0, -1, 2])).tolist()
+    [False, True, False]
+    >>> unlabeled_mask(np.array(["cat", "-1", "dog"], dtype=object)).tolist()
+    [False, True, False]
+    >>> unlabeled_mask(np.array([1.0, np.nan, -1.0])).tolist()
+    [False, True, True]
     """
-    if y.dtype.kind == "O":
-        return np.fromiter(
-            (isinstance(v, numbers.Number) and v == -1 for v in y),
-            dtype=bool,
-            count=y.shape[0],
-        )
-    if y.dtype.kind in "iuf":
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        y = y.reshape(-1)
+    kind = y.dtype.kind
+    if kind in "iu":
         return y == -1
+    if kind == "f":
+        return (y == -1) | np.isnan(y)
+    if kind == "U":
+        return y == "-1"
+    if kind == "S":
+        return y == b"-1"
+    if kind == "O":
+        return np.fromiter(
+            (_is_unlabeled_value(v) for v in y), dtype=bool, count=y.shape[0]
+        )
     return np.zeros(y.shape[0], dtype=bool)
 
 
+def fill_unlabeled(y):
+    """``y`` with every unlabeled entry (see :func:`unlabeled_mask`) set to
+    -1: float NaN becomes -1.0, ``None``, NaN and ``pandas.NA`` in an
+    object array become the integer -1. Other inputs (None, arrays with no
+    missing entry, arrays of more than one column) are returned unchanged,
+    for the estimators' own validation to report."""
+    if y is None:
+        return y
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "fO" or arr.ndim not in (1, 2):
+        return y
+    if arr.ndim == 2 and arr.shape[1] != 1:
+        return y
+    flat = arr.reshape(-1)
+    missing = unlabeled_mask(flat)
+    if arr.dtype.kind == "f":
+        missing &= np.isnan(flat)
+    if not missing.any():
+        return y
+    flat = flat.copy()
+    flat[missing] = -1
+    return flat.reshape(arr.shape)
+
+
+# Rows whose largest |x| has a binary exponent beyond these bounds are
+# rescaled before their norm is taken: below them every square, and the sum
+# of up to 2**28 squares, is a normal number of the dtype.
+_SAFE_EXPONENT = {np.dtype(np.float64): 400, np.dtype(np.float32): 50}
+_NORM_CHUNK_ENTRIES = 2**22
+
+
+def _row_abs_max(X):
+    """Largest absolute value of each row (float64), in row chunks."""
+    if hasattr(X, "tocsr"):  # scipy sparse
+        X = X.tocsr()
+        return np.asarray(abs(X).max(axis=1).todense(), dtype=np.float64).ravel()
+    n, d = X.shape
+    out = np.zeros(n)
+    if d == 0:
+        return out
+    step = max(1, _NORM_CHUNK_ENTRIES // d)
+    for start in range(0, n, step):
+        out[start : start + step] = np.abs(X[start : start + step]).max(axis=1)
+    return out
+
+
+def safe_row_norms(X):
+    """Euclidean norms of the rows of ``X`` without overflow or underflow.
+
+    The norm of a row whose entries are huge (about 1e154 and above in
+    float64, 1e19 in float32) overflows, and that of a row of tiny entries
+    (1e-162, 1e-23 in float32) underflows to 0, when computed directly.
+    Such rows are first multiplied by a power of two ``scale`` (an exact
+    operation) that brings their largest entry into [0.5, 1) (at least
+    2**-74 for subnormal rows); all other
+    rows have ``scale`` 1 and their norms are computed as usual, bit for
+    bit. Cosine geometry does not depend on the scale of a row.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Finite float32 or float64 rows.
+
+    Returns
+    -------
+    norms : ndarray of shape (n_samples,)
+        Norm of each row of ``scale[:, None] * X`` (float64 for the
+        rescaled rows, else the dtype of ``X``); 0 only for all-zero rows.
+    scale : ndarray of shape (n_samples,)
+        float64 powers of two, 1 for the rows that needed no rescaling.
+    """
+    sparse = hasattr(X, "tocsr")
+    # overflowing and underflowing rows are recomputed below
+    with np.errstate(over="ignore", under="ignore"):
+        if sparse:
+            X = X.tocsr()
+            norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        else:
+            norms = np.linalg.norm(X, axis=1)
+    scale = np.ones(X.shape[0])
+    if X.dtype not in _SAFE_EXPONENT or X.shape[0] == 0:
+        return norms, scale
+    amax = _row_abs_max(X)
+    _, exponent = np.frexp(amax)
+    limit = _SAFE_EXPONENT[X.dtype]
+    rescale = (amax > 0) & ((exponent > limit) | (exponent < -limit))
+    if not rescale.any():
+        return norms, scale
+    rows = np.flatnonzero(rescale)
+    # at most 2**1000 (float64): subnormal rows end up above 2**-74
+    scale[rows] = np.ldexp(1.0, np.minimum(-exponent[rows], 1000))
+    block = X[rows].astype(np.float64)
+    if sparse:
+        block = block.multiply(scale[rows][:, None]).tocsr()
+        scaled = np.sqrt(np.asarray(block.multiply(block).sum(axis=1)).ravel())
+    else:
+        scaled = np.linalg.norm(block * scale[rows][:, None], axis=1)
+    norms = norms.astype(np.float64)
+    norms[rows] = scaled
+    return norms, scale
+
+
 def normalize_distributions(G, uniform=None):
-    """Clip negative scores to 0 and L1-normalise each row (SPEC section 4).
+    """Clip negative scores to 0 and L1-normalise each row .
 
     An all-zero row becomes the uniform distribution.
 

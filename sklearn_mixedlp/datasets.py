@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
-from ._utils import minus_one_mask
+from ._utils import unlabeled_mask
 
 __all__ = [
     "load_fashion_mnist",
     "load_keel",
     "make_sphere_mixture",
     "mask_labels",
+    "unlabeled_mask",
 ]
 
 # ---------------------------------------------------------------------------
@@ -662,8 +663,9 @@ def mask_labels(y, n_labeled_per_class, *, random_state=None):
 
     This builds the input of a semi-supervised estimator (scikit-learn
     convention: ``-1`` marks an unlabeled sample) from a fully labelled
-    target. Entries of ``y`` that are already ``-1`` are treated as unlabeled:
-    they are not a class and stay ``-1``.
+    target. Entries of ``y`` that are already unlabeled (``-1``, ``"-1"``,
+    None or NaN; see :func:`unlabeled_mask`) are not a class and become
+    ``-1``.
 
     Parameters
     ----------
@@ -726,7 +728,7 @@ def mask_labels(y, n_labeled_per_class, *, random_state=None):
     else:
         out = y.astype(object)
 
-    unlabeled = minus_one_mask(y)
+    unlabeled = unlabeled_mask(y)
     labeled_idx = np.flatnonzero(~unlabeled)
     try:
         classes, inverse = np.unique(out[labeled_idx], return_inverse=True)

@@ -29,7 +29,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 
 from ._graph import neighbor_recall
-from ._utils import import_optional, is_installed, minus_one_mask
+from ._utils import import_optional, is_installed, safe_row_norms, unlabeled_mask
 
 __all__ = [
     "make_retrieval_scorer",
@@ -166,6 +166,37 @@ def _faiss_block(index, Xq, queries, k):
     return ind[keep].reshape(len(queries), k).astype(np.intp, copy=False)
 
 
+def _unit_rows(X):
+    """The rows of ``X`` divided by their norms (all-zero rows stay zero).
+
+    Rows of huge or tiny entries, whose norms overflow or underflow, are
+    scaled by a power of two first (see :func:`safe_row_norms`)."""
+    norms, scale = safe_row_norms(X)
+    norms = norms[:, None]
+    rescaled = np.flatnonzero(scale != 1)
+    if not rescaled.size:
+        return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+    Xn = np.zeros_like(X)
+    plain = np.flatnonzero((scale == 1) & (norms[:, 0] > 0))
+    Xn[plain] = X[plain] / norms[plain].astype(X.dtype)
+    block = X[rescaled].astype(np.float64) * scale[rescaled][:, None]
+    Xn[rescaled] = block / norms[rescaled]
+    return Xn
+
+
+def _rescaled(X):
+    """``X`` times a power of two that keeps its squared distances finite
+    and non-zero (Euclidean rankings do not depend on a common scale);
+    ``X`` itself when no rescaling is needed."""
+    amax = float(np.abs(X).max(initial=0.0))
+    _, exponent = np.frexp(amax)
+    limit = 400 if X.dtype == np.float64 else 50
+    if amax == 0 or -limit <= exponent <= limit:
+        return X
+    factor = np.ldexp(1.0, min(-int(exponent), 1000))
+    return (X.astype(np.float64) * factor).astype(X.dtype)
+
+
 def _iter_kneighbors(X, k, queries, *, metric, batch_size, backend):
     """Yield ``(query_block, neighbours)`` blocks of the exact k-NN search.
 
@@ -177,11 +208,7 @@ def _iter_kneighbors(X, k, queries, *, metric, batch_size, backend):
     if batch_size is None:
         batch_size = _auto_batch_size(n_samples, k, X.dtype.itemsize)
 
-    if metric == "cosine":
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        Xn = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
-    else:
-        Xn = X
+    Xn = _unit_rows(X) if metric == "cosine" else _rescaled(X)
 
     if backend == "faiss":
         faiss = import_optional("faiss", "backend='faiss'")
@@ -216,6 +243,9 @@ _COMMON_PARAMS = """\
     metric : {"cosine", "euclidean"}, default="cosine"
         Distance used to rank the other samples. ``"cosine"`` L2-normalises
         the rows (an all-zero row stays zero) and ranks by dot product.
+        Rows of huge or tiny values (beyond about 1e150 or 1e-150) are
+        rescaled exactly by a power of two first, so their norms and
+        distances do not overflow or underflow.
     batch_size : int or None, default=None
         Number of queries searched per block. ``None`` picks the largest
         block that fits in scikit-learn's ``working_memory`` setting.
@@ -491,7 +521,7 @@ def nmi_score(X, y, *, n_clusters=None, random_state=None):
         )
     clusters = KMeans(
         n_clusters=int(n_clusters), n_init=10, random_state=random_state
-    ).fit_predict(X)
+    ).fit_predict(_rescaled(X))
     return float(
         normalized_mutual_info_score(y_enc, clusters, average_method="arithmetic")
     )
@@ -523,7 +553,7 @@ class _RetrievalScorer:
         embedding = estimator.transform(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(embedding, y)
-        keep = ~minus_one_mask(y)
+        keep = ~unlabeled_mask(y)
         return float(_SCORE_FUNCS[self.name](embedding[keep], y[keep], **self.kwargs))
 
     def __repr__(self):

@@ -12,9 +12,11 @@ the wrong thing. This module provides
 - :func:`class_disjoint_split`, the class-disjoint train / validation / test
   protocol used for retrieval benchmarks.
 
-Unlabeled rows are those whose label is the integer ``-1`` (as in
-:mod:`sklearn.semi_supervised`); with string classes use an ``object``
-array that mixes the strings and the integer ``-1``.
+Unlabeled rows are those whose label is ``-1`` (as in
+:mod:`sklearn.semi_supervised`), the string ``"-1"``, None or NaN: the one
+definition of :func:`sklearn_mixedlp.datasets.unlabeled_mask`, shared with
+the estimators, so that a split or a score never treats an unlabeled row
+as a class.
 """
 
 import numbers
@@ -26,7 +28,7 @@ from sklearn.model_selection import BaseCrossValidator, KFold, StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
-from ._utils import minus_one_mask
+from ._utils import unlabeled_mask
 
 __all__ = [
     "SemiSupervisedKFold",
@@ -37,14 +39,9 @@ __all__ = [
 
 
 def _labeled_mask(y):
-    """Boolean mask of the rows of 1-d array ``y`` that are not ``-1``."""
-    if y.dtype.kind in "US" and np.any(y == y.dtype.type("-1")):
-        raise ValueError(
-                "y has a string dtype and contains the string '-1'. Unlabeled "
-                "rows must be marked with the integer -1: use an object array "
-                "mixing the string classes and the integer -1."
-            )
-    return ~minus_one_mask(y)
+    """Boolean mask of the labeled rows of 1-d array ``y`` (see
+    :func:`~sklearn_mixedlp.datasets.unlabeled_mask`)."""
+    return ~unlabeled_mask(y)
 
 
 def _check_y(y, name="y"):
@@ -162,7 +159,7 @@ class SemiSupervisedKFold(BaseCrossValidator):
         X : array-like of shape (n_samples, n_features)
             Training data; only its length is used.
         y : array-like of shape (n_samples,)
-            Labels, with unlabeled rows marked by the integer ``-1``.
+            Labels, with unlabeled rows marked ``-1`` (or ``"-1"``, None, NaN).
         groups : object
             Ignored, for API compatibility.
 
@@ -222,7 +219,7 @@ class SemiSupervisedKFold(BaseCrossValidator):
         except TypeError as exc:
             raise ValueError(
                 "The labeled classes of y cannot be sorted; do not mix types "
-                "of labels (other than the integer -1 for unlabeled rows)."
+                "of labels (other than the -1 that marks unlabeled rows)."
             ) from exc
         if np.all(self.n_splits > counts):
             raise ValueError(
@@ -261,7 +258,7 @@ def labeled_accuracy_score(y_true, y_pred, *, sample_weight=None):
     Parameters
     ----------
     y_true : array-like of shape (n_samples,)
-        True labels, with unlabeled rows marked by the integer ``-1``; these
+        True labels, with unlabeled rows marked ``-1`` (or ``"-1"``, None, NaN); these
         rows are ignored.
     y_pred : array-like of shape (n_samples,)
         Predicted labels.
@@ -390,7 +387,7 @@ def class_disjoint_split(
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        Class labels. Rows labeled with the integer ``-1`` (unlabeled) are
+        Class labels. Unlabeled rows (``-1``, ``"-1"``, None, NaN) are
         put in none of the sets.
     train_size, val_size, test_size : float, default=0.4, 0.2, 0.4
         Fractions of the classes in each set; each in (0, 1), summing to 1.

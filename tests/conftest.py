@@ -27,6 +27,17 @@ requires_pynndescent = pytest.mark.skipif(
 requires_torch = pytest.mark.skipif(not has_module("torch"), reason="torch not installed")
 requires_cuda = pytest.mark.skipif(not has_cuda(), reason="no CUDA device")
 
+# Warnings the estimators give by design on some test data, filtered in the
+# tests that provoke them so that a real warning stands out:
+# labeled rows that the soft fit to the labels relabels ...
+ignore_relabeled = pytest.mark.filterwarnings(
+    "ignore:.*labeled rows get a class other than:UserWarning"
+)
+# ... and rows of graph components without any labeled row.
+ignore_unreached = pytest.mark.filterwarnings(
+    "ignore:.*rows lie in parts of the graph:UserWarning"
+)
+
 
 @pytest.fixture
 def rng():

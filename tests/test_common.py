@@ -1,6 +1,8 @@
 """scikit-learn's estimator checks over every public estimator, in several
 configurations (negatives source, dissimilarity loss, solver, backend)."""
 
+import warnings
+
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
@@ -17,6 +19,14 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+EXPECTED_WARNINGS = (
+    r".*row\(s\) of X have zero norm",
+    r"n_neighbors=\d+ is not smaller than n_samples",
+    r".*labeled rows get a class other than their given label",
+    r".*rows lie in parts of the graph",
+)
+
+
 def _configurations():
     yield MixedLabelPropagation(n_neighbors=5, knn_backend="exact", solver="scipy")
     yield MixedLabelPropagation("mom", n_neighbors=5, knn_backend="exact")
@@ -31,12 +41,20 @@ def _configurations():
         yield HardNegativeLP(n_neighbors=5, solver="torch", device="cpu")
     if has_module("faiss"):
         yield HardNegativeLP(n_neighbors=5, knn_backend="faiss")
-    if has_module("pynndescent"):
-        yield HardNegativeLP(n_neighbors=5, knn_backend="pynndescent", random_state=0)
+    # pynndescent is left out: numba compiles it for a minute in each test
+    # process; test_graph.py and test_estimators.py fit, predict and pickle
+    # it in a few tests.
 
 
 @parametrize_with_checks(
     list(_configurations()), expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
 )
 def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+    with warnings.catch_warnings():
+        # What the checks' tiny random data provoke by design (all-zero
+        # rows, fewer rows than neighbours, labels the soft fit overrides,
+        # graph parts without a label): expected here, so that a real
+        # warning stands out.
+        for message in EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        check(estimator)

@@ -1,4 +1,4 @@
-"""Dissimilarity weights (SPEC section 3) against direct loops over the
+"""Dissimilarity weights (eqs. 18-22 and MoM) against direct loops over the
 definitions."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Block conjugate gradient and MINRES (SPEC section 5)."""
+"""Block conjugate gradient and MINRES."""
 
 import numpy as np
 import pytest
