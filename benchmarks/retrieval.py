@@ -40,6 +40,8 @@ import time
 import warnings
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
@@ -53,10 +55,15 @@ METRICS = ["R@1", "R@2", "R@4", "R@8", "P@8", "MAP@R", "NMI"]
 
 
 def load(name):
-    if name == "letter":
-        return load_keel("letter", return_X_y=True)
+    if name in ("letter", "penbased"):
+        return load_keel(name, return_X_y=True)
     if name == "fashion_mnist":
         return load_fashion_mnist(return_X_y=True)
+    if name == "wordnet":
+        from text_embeddings import load_wordnet_embeddings
+
+        X, y, _ = load_wordnet_embeddings()
+        return X, y
     raise ValueError(f"unknown dataset {name!r}")
 
 
@@ -75,6 +82,8 @@ def stratified_cap(idx, y, cap, rng):
 
 def features(name, X, train_idx, seed):
     X = np.asarray(X, dtype=np.float64)
+    if name == "wordnet":  # sentence embeddings, used as they are
+        return X.astype(np.float32)
     if name == "fashion_mnist":
         tf = PCA(n_components=64, random_state=seed).fit(X[train_idx])
     else:
@@ -82,14 +91,32 @@ def features(name, X, train_idx, seed):
     return tf.transform(X).astype(np.float32)
 
 
-def scores(Z, y, seed):
+def prepare(name, X_raw, y, seed, max_train_rows, max_eval_rows, labels_per_class):
+    """The class-disjoint split, features and masked labels of one seed."""
+    rng = np.random.RandomState(seed)
+    train_idx, val_idx, test_idx = class_disjoint_split(y, random_state=seed)
+    train_idx = stratified_cap(train_idx, y, max_train_rows, rng)
+    val_idx = stratified_cap(val_idx, y, max_eval_rows, rng)
+    test_idx = stratified_cap(test_idx, y, max_eval_rows, rng)
+    X = features(name, X_raw, train_idx, seed)
+    return dict(
+        X_tr=X[train_idx], X_val=X[val_idx], X_te=X[test_idx],
+        y_tr=mask_labels(y[train_idx], labels_per_class, random_state=seed),
+        y_val=y[val_idx], y_te=y[test_idx], train_idx=train_idx, val_idx=val_idx,
+        test_idx=test_idx,
+    )
+
+
+def scores(Z, y, seed, nmi=True):
     r = recall_at_k(Z, y, k=[1, 2, 4, 8])
-    return {
+    out = {
         "R@1": r[1], "R@2": r[2], "R@4": r[4], "R@8": r[8],
         "P@8": precision_at_k(Z, y, k=8),
         "MAP@R": map_at_r(Z, y),
-        "NMI": nmi_score(Z, y, random_state=seed),
     }
+    if nmi:
+        out["NMI"] = nmi_score(Z, y, random_state=seed)
+    return out
 
 
 def run_seed(name, X_raw, y, seed, args, sizes, epoch_times):

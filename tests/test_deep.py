@@ -105,19 +105,27 @@ def test_fit_transform_shapes_and_fitted_attributes(digits):
     np.testing.assert_array_equal(est.confidence_[labeled], 1.0)
     assert np.all((est.confidence_ >= 0) & (est.confidence_ <= 1))
     assert np.isin(est.pseudolabels_, est.classes_).all()
-    assert est.best_epoch_ == len(est.history_) - 1
+    assert 0 <= est.best_epoch_ < len(est.history_)
+    assert est.embedding_dim_ == 16 and est.input_shape_ == (64,)
     # fit_transform is fit + transform.
     np.testing.assert_array_equal(clone(est).fit_transform(X, y_masked), Z)
 
 
 def test_default_estimator_and_module(digits):
+    from sklearn_mixedlp.nets import ProjectionHead
+
     X, _, y_masked = digits
     est = DeepMetricLearner(n_epochs=1, n_warmup_epochs=0, device="cpu", random_state=0)
     est.fit(X, y_masked)
     assert type(est.estimator_) is HardNegativeLP
+    assert isinstance(est.module_, ProjectionHead)
     linear = [m for m in est.module_.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linear] == [(64, 256), (256, 64)]
+    # embedding_dim=None keeps the input dimension; no residual branch.
+    assert [(m.in_features, m.out_features) for m in linear] == [(64, 64)]
+    assert est.embedding_dim_ == 64
     assert est.transform(X[:5]).shape == (5, 64)
+    assert est.validation_metric_ == "holdout_map_at_r"
+    assert est.holdout_classes_.size == 2  # 20 % of 10 classes
 
 
 def test_object_labels(digits):
@@ -131,36 +139,42 @@ def test_object_labels(digits):
 
 def test_history(digits):
     X, _, y_masked = digits
-    est = _learner(n_epochs=3, n_warmup_epochs=2).fit(X, y_masked)
-    assert [h["epoch"] for h in est.history_] == list(range(5))
-    assert [h["phase"] for h in est.history_] == ["warmup"] * 2 + ["train"] * 3
+    est = _learner(n_epochs=3, n_warmup_epochs=2, validation_fraction=0).fit(X, y_masked)
+    assert [h["epoch"] for h in est.history_] == list(range(6))
+    assert [h["phase"] for h in est.history_] == (
+        ["initial"] + ["warmup"] * 2 + ["train"] * 3
+    )
     keys = {
         "epoch",
         "phase",
         "loss",
         "pseudolabel_agreement",
-        "valid_precision_at_8",
+        "valid_score",
+        "valid_gain",
+        "valid_gain_lower",
         "time_s",
     }
     for h in est.history_:
         assert set(h) == keys
-        assert np.isfinite(h["loss"]) and h["loss"] >= 0
-        assert h["valid_precision_at_8"] is None
+        assert h["valid_score"] is None and h["valid_gain"] is None
         assert h["time_s"] >= 0
-        if h["phase"] == "warmup":
+        if h["phase"] == "initial":
+            assert h["loss"] is None
+        else:
+            assert np.isfinite(h["loss"]) and h["loss"] >= 0
+        if h["phase"] != "train":
             assert h["pseudolabel_agreement"] is None
         else:
             assert 0.0 <= h["pseudolabel_agreement"] <= 1.0
-    # The last estimator's agreement is the last recorded one.
-    labeled = y_masked != -1
-    agreement = np.mean(est.estimator_.transduction_[labeled] == y_masked[labeled])
-    assert est.history_[-1]["pseudolabel_agreement"] == pytest.approx(agreement)
+    # Without any selection the last epoch is kept, and said so.
+    assert est.best_epoch_ == 5 and est.validation_metric_ is None
+    assert "last epoch" in est.best_epoch_reason_
 
 
 def test_no_epochs_still_fits_the_estimator(digits):
     X, _, y_masked = digits
     est = _learner(n_epochs=0, n_warmup_epochs=0).fit(X, y_masked)
-    assert est.history_ == [] and est.best_epoch_ is None
+    assert [h["phase"] for h in est.history_] == ["initial"] and est.best_epoch_ == 0
     assert est.estimator_.transduction_.shape == (X.shape[0],)
 
 
@@ -168,7 +182,12 @@ def test_warmup_uses_only_labeled_rows(digits):
     X, _, y_masked = digits
     labeled = y_masked != -1
     n_labeled = int(labeled.sum())
-    params = dict(n_epochs=0, n_warmup_epochs=2, batch_size=n_labeled)
+    from sklearn_mixedlp._deep import mlp_head
+
+    params = dict(
+        n_epochs=0, n_warmup_epochs=2, batch_size=n_labeled, validation_fraction=0,
+        module=mlp_head,
+    )
     est = _learner(**params).fit(X, y_masked)
 
     # The unlabeled rows do not influence the warm-up at all.
@@ -182,14 +201,14 @@ def test_warmup_uses_only_labeled_rows(digits):
     # labeled rows (true labels, weight 1) under the initial weights.
     from sklearn_mixedlp.losses import ProxyLoss
 
-    init = _learner(n_epochs=0, n_warmup_epochs=0).fit(X, y_masked)
+    init = _learner(n_epochs=0, n_warmup_epochs=0, module=mlp_head).fit(X, y_masked)
     criterion = ProxyLoss(10, 16)
     with torch.no_grad():
         criterion.proxies.copy_(torch.from_numpy(init.proxies_))
         expected = criterion(
             torch.from_numpy(init.transform(X[labeled])), y_masked[labeled]
         )
-    assert est.history_[0]["loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert est.history_[1]["loss"] == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_repeatable_with_random_state(digits):
@@ -212,7 +231,9 @@ def test_training_reduces_loss_and_improves_precision():
     rng = np.random.default_rng(0)
     X = np.hstack([X, rng.normal(0.0, 0.4, (600, 64))]).astype(np.float32)
     y_masked = mask_per_class(y, 10, seed=0)
-    params = dict(module_kwargs={"hidden_dim": 64}, embedding_dim=64, lr=3e-3)
+    params = dict(
+        module_kwargs={"hidden_dim": 64}, embedding_dim=64, lr=3e-3, validation_fraction=0
+    )
     untrained = _learner(n_epochs=0, n_warmup_epochs=0, **params).fit(X, y_masked)
     trained = _learner(n_epochs=4, n_warmup_epochs=3, **params).fit(X, y_masked)
 
@@ -225,7 +246,7 @@ def test_training_reduces_loss_and_improves_precision():
 
     before = precision_at_k(untrained.transform(X), y, k=8)
     after = precision_at_k(trained.transform(X), y, k=8)
-    assert after > before + 0.15, (before, after)
+    assert after > before + 0.1, (before, after)
 
 
 def test_validation_data_keeps_the_best_epoch(digits):
@@ -234,12 +255,21 @@ def test_validation_data_keeps_the_best_epoch(digits):
     X_val, y_val = (X_val[1000:1200] / 16).astype(np.float32), y_val[1000:1200]
     est = _learner(n_epochs=3, n_warmup_epochs=3, validation_data=(X_val, y_val))
     est.fit(X, y_masked)
-    scores = [h["valid_precision_at_8"] for h in est.history_]
-    assert all(isinstance(s, float) and 0 <= s <= 1 for s in scores)
-    assert est.best_epoch_ == int(np.argmax(scores))
-    # The restored weights are those of the best epoch.
+    assert est.validation_metric_ == "precision_at_8"
+    assert est.holdout_classes_.size == 0
+    scores = np.array([h["valid_score"] for h in est.history_])
+    assert scores.shape == (7,) and np.all((scores >= 0) & (scores <= 1))
+    gains = np.array([h["valid_gain"] for h in est.history_])
+    lower = np.array([h["valid_gain_lower"] for h in est.history_])
+    np.testing.assert_allclose(gains, scores - scores[0], atol=1e-12)
+    assert gains[0] == 0 and lower[0] == 0
+    # The kept epoch: the largest gain among those beyond noise, else 0.
+    beyond = np.flatnonzero(lower > 0)
+    expected = beyond[np.argmax(gains[beyond])] if beyond.size else 0
+    assert est.best_epoch_ == expected
+    # The restored weights are those of the kept epoch.
     assert precision_at_k(est.transform(X_val), y_val, k=8) == pytest.approx(
-        max(scores)
+        scores[est.best_epoch_]
     )
 
 
@@ -346,8 +376,8 @@ def test_verbose_prints_a_summary_per_epoch(digits, capsys):
     X, _, y_masked = digits
     _learner(n_epochs=1, n_warmup_epochs=1, verbose=1).fit(X, y_masked)
     out = capsys.readouterr().out
-    assert out.count("[DeepMetricLearner] epoch") == 2
-    assert "(warmup)" in out and "(train)" in out
+    assert out.count("[DeepMetricLearner] epoch") == 3
+    assert "(initial)" in out and "(warmup)" in out and "(train)" in out
 
 
 @requires_cuda
