@@ -35,8 +35,21 @@ __all__ = ["DeepMetricLearner"]
 # Number of rows embedded at once when no gradient is needed.
 _INFERENCE_BATCH_SIZE = 1024
 # A trained epoch replaces the untrained state only when the lower end of
-# the one-sided 97.5 % interval of its paired gain is above zero.
-_SELECTION_Z = 1.96
+# the one-sided interval of its paired gain is above zero, at a family-wise
+# level of 97.5 % over all the epochs compared (Bonferroni, Student t).
+_SELECTION_ALPHA = 0.025
+
+
+def _gain_lower_bound(diff, n_comparisons):
+    """Mean of ``diff`` and the lower end of its one-sided interval."""
+    from scipy.stats import t
+
+    gain = float(diff.mean())
+    if diff.size < 2:
+        return gain, -math.inf
+    se = float(diff.std(ddof=1)) / math.sqrt(diff.size)
+    quantile = float(t.ppf(1 - _SELECTION_ALPHA / max(n_comparisons, 1), diff.size - 1))
+    return gain, gain - quantile * se
 
 
 def _torch():
@@ -134,7 +147,8 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
     ``X``. The untrained state is a candidate of the epoch selection, and a
     trained epoch replaces it only when its gain on classes the training
     never saw is beyond noise: a paired comparison, query by query, whose
-    one-sided 97.5 % lower bound must be above zero. The classes are those
+    one-sided lower bound (Student t, family-wise 97.5 % over the epochs,
+    Bonferroni) must be above zero. The classes are those
     of ``validation_data`` when given (score: Precision@8, as in the paper),
     otherwise a class-disjoint hold-out of ``validation_fraction`` of the
     labeled classes (score: MAP@R of their labeled rows among all labeled
@@ -178,8 +192,14 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         Number of warm-up epochs on the labeled rows only.
     batch_size : int, default=32
         Training mini-batch size.
-    lr : float, default=1e-4
-        AdamW learning rate (network and proxies).
+    lr : float or None, default=None
+        AdamW learning rate (network and proxies). None means 1e-3 for the
+        default head and 1e-4 (the paper's) for a ``module`` of yours, e.g. a
+        pretrained backbone. Adam moves every weight by about ``lr`` per
+        step, so what matters is ``lr`` relative to the size of the
+        weights: the head starts at the identity (weights of order 1), a
+        pretrained convolutional network has weights of order 0.01-0.1,
+        and the two values give both a relative step of about 1e-3.
     weight_decay : float, default=1e-4
         AdamW weight decay.
     scale : float, default=32.0
@@ -245,7 +265,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         ``transduction_`` on the labeled rows; None outside training
         epochs), ``valid_score`` (mean selection score, None without
         selection), ``valid_gain`` and ``valid_gain_lower`` (paired gain
-        over the initial state and its one-sided 97.5 % lower bound) and
+        over the initial state and its family-wise one-sided lower bound) and
         ``time_s``.
     best_epoch_ : int
         Index in ``history_`` of the kept weights (0: the untrained state).
@@ -283,7 +303,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         "n_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "scale": [Interval(Real, 0, None, closed="neither")],
         "margin": [Interval(Real, None, None, closed="neither")],
@@ -305,7 +325,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         n_epochs=20,
         n_warmup_epochs=5,
         batch_size=32,
-        lr=1e-4,
+        lr=None,
         weight_decay=1e-4,
         scale=32.0,
         margin=0.1,
@@ -461,9 +481,12 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         criterion = ProxyLoss(
             self.classes_.size, self.embedding_dim_, scale=self.scale, margin=self.margin
         ).to(self.device_)
+        lr = self.lr
+        if lr is None:
+            lr = 1e-3 if self.module is None else 1e-4
         optimizer = torch.optim.AdamW(
             [*self.module_.parameters(), *criterion.parameters()],
-            lr=self.lr,
+            lr=lr,
             weight_decay=self.weight_decay,
         )
         selector = self._selector(X_t, y_index, validation, held)
@@ -506,10 +529,9 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
                 scores = selector()
                 if reference is None:
                     reference = scores
-                diff = scores - reference
-                gain = float(diff.mean())
-                se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else 0.0
-                lower = gain - _SELECTION_Z * se
+                gain, lower = _gain_lower_bound(scores - reference, n_epochs)
+                if epoch == 0:
+                    lower = 0.0
                 record.update(
                     valid_score=float(scores.mean()), valid_gain=gain,
                     valid_gain_lower=lower,
@@ -552,7 +574,8 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         if best["epoch"] == 0:
             self.best_epoch_reason_ = (
                 f"the untrained network: no epoch improved on {where} beyond "
-                "noise (paired one-sided 97.5% lower bound of the gain > 0)"
+                "noise (paired one-sided lower bound of the gain > 0, family-wise "
+                "97.5% over the epochs)"
             )
         else:
             record = self.history_[best["epoch"]]

