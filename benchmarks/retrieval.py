@@ -364,11 +364,13 @@ def main(argv=None):
     p.add_argument("--report-only", action="store_true",
                    help="write the tables and figure from the log, run nothing")
     p.add_argument("--output-dir", default="doc/benchmarks")
+    p.add_argument("--prefix", default="retrieval",
+                   help="names of the outputs: PREFIX_tables.rst, PREFIX.png")
     args = p.parse_args(argv)
     command = "python benchmarks/retrieval.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
-    log_path = args.log or os.path.join(args.output_dir, "retrieval.jsonl")
+    log_path = args.log or os.path.join(args.output_dir, f"{args.prefix}.jsonl")
     os.makedirs(args.output_dir, exist_ok=True)
     if not args.report_only:
         import torch
@@ -394,10 +396,11 @@ def main(argv=None):
         "Time per epoch and per fit (CPU, one thread):\n\n" + time_table,
     ]) + "\n"
     print(text)
-    with open(os.path.join(args.output_dir, "retrieval_tables.rst"), "w") as f:
+    with open(os.path.join(args.output_dir, f"{args.prefix}_tables.rst"), "w") as f:
         f.write(text)
-    figure(records, os.path.join(args.output_dir, "retrieval.png"))
-    print(f"wrote {args.output_dir}/retrieval_tables.rst and retrieval.png ({command})")
+    figure(records, os.path.join(args.output_dir, f"{args.prefix}.png"))
+    print(f"wrote {args.output_dir}/{args.prefix}_tables.rst and {args.prefix}.png "
+          f"({command})")
 
 
 if __name__ == "__main__":

@@ -167,14 +167,34 @@ class ImageEmbedder(nn.Module):
         Affine map from ``[0, 1]`` to the backbone's input range.
     head : torch.nn.Module or None, default=None
         Applied to the pooled features.
+    freeze_batchnorm : bool, default=True
+        Keep the batch-normalisation layers of ``features`` in evaluation
+        mode during training: they normalise with their pretrained running
+        statistics, which training then neither uses nor changes (their
+        scale and shift are still trained). With small batches, batch
+        statistics are noisy and differ from the running ones used to
+        embed, so the network would be trained for one normalisation and
+        used with another.
     """
 
-    def __init__(self, features, *, image_size=None, scale=1.0, shift=0.0, head=None):
+    def __init__(
+        self, features, *, image_size=None, scale=1.0, shift=0.0, head=None,
+        freeze_batchnorm=True,
+    ):
         super().__init__()
         self.features = features
         self.image_size = image_size
         self.scale, self.shift = float(scale), float(shift)
         self.head = head
+        self.freeze_batchnorm = bool(freeze_batchnorm)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.freeze_batchnorm:
+            for m in self.features.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, x):
         if x.ndim != 4:
@@ -217,6 +237,7 @@ def efficientnet_lite0(
     image_size=None,
     pretrained=True,
     weights_path=None,
+    freeze_batchnorm=True,
 ):
     """A pretrained EfficientNet-Lite0 image embedder (offline weights).
 
@@ -259,6 +280,9 @@ def efficientnet_lite0(
         network (for tests).
     weights_path : str, default=None
         A local ``.pth`` state dict to load instead of the packaged file.
+    freeze_batchnorm : bool, default=True
+        Keep the backbone's batch-normalisation statistics fixed during
+        training (see :class:`ImageEmbedder`).
 
     Returns
     -------
@@ -321,7 +345,7 @@ def efficientnet_lite0(
     net._dropout = nn.Identity()
     module = ImageEmbedder(
         _EfficientNetFeatures(net), image_size=image_size, scale=255.0 / 128.0,
-        shift=-127.0 / 128.0,
+        shift=-127.0 / 128.0, freeze_batchnorm=freeze_batchnorm,
     )
     if embedding_dim is not None:
         pooled = None
