@@ -106,26 +106,42 @@ def run(args):
                       f"{fit_s:.0f}s", flush=True)
 
 
-def summarise(path):
+def summarise(path, rst=None):
+    """Paired differences to the input features, per configuration and set."""
     rows = [json.loads(line) for line in open(path)]
+    # The latest line of every (set, seed, configuration).
+    rows = list({(r["dataset"], r["seed"], r["config"]): r for r in rows}.values())
     sets = sorted({r["dataset"] for r in rows})
     configs = [c for c in dict.fromkeys(r["config"] for r in rows) if c != "input"]
-    print(f"{'config':<18}" + "".join(f"{s:>26}" for s in sets))
+    lines = []
     for metric in ("R@1", "MAP@R"):
-        print(f"-- paired difference to the input features, {metric} (points, "
-              "mean [min, max] over seeds)")
+        header = ["configuration", *sets]
+        table = []
         for c in configs:
-            cells = []
+            cells = [c]
             for s in sets:
                 base = {r["seed"]: r[metric] for r in rows
                         if r["dataset"] == s and r["config"] == "input"}
                 diff = [100 * (r[metric] - base[r["seed"]]) for r in rows
                         if r["dataset"] == s and r["config"] == c and r["seed"] in base]
+                kept = [r["best_epoch"] for r in rows
+                        if r["dataset"] == s and r["config"] == c and r["seed"] in base]
                 cells.append(
-                    f"{np.mean(diff):+.2f} [{min(diff):+.2f},{max(diff):+.2f}] n={len(diff)}"
-                    if diff else "-"
+                    f"{np.mean(diff):+.2f} [{min(diff):+.2f}, {max(diff):+.2f}] "
+                    f"({'/'.join(map(str, kept))})" if diff else "-"
                 )
-            print(f"{c:<18}" + "".join(f"{x:>26}" for x in cells))
+            table.append(cells)
+        widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+        sep = "  ".join("=" * w for w in widths)
+        fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+        lines += [f"Test {metric} minus the input features' (points): mean [worst, best] "
+                  "over the seeds (kept epoch per seed)", "", sep, fmt(header), sep,
+                  *map(fmt, table), sep, ""]
+    text = "\n".join(lines)
+    print(text)
+    if rst:
+        with open(rst, "w") as f:
+            f.write(text)
 
 
 def main(argv=None):
@@ -137,10 +153,11 @@ def main(argv=None):
     p.add_argument("--max-eval-rows", type=int, default=2000)
     p.add_argument("--labels-per-class", type=int, default=5)
     p.add_argument("--output", default="doc/benchmarks/dml_levers.jsonl")
-    p.add_argument("--summarise", default=None)
+    p.add_argument("--summarise", default=None, help="a JSON-lines file to summarise")
+    p.add_argument("--rst", default=None, help="write the summary tables here")
     args = p.parse_args(argv)
     if args.summarise:
-        summarise(args.summarise)
+        summarise(args.summarise, args.rst)
     else:
         run(args)
 

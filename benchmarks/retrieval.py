@@ -332,6 +332,8 @@ def figure(records, path):
                 ax.bar(x, mean, 0.7, yerr=half, capsize=3, color=f"C{x}")
                 ax.plot([x] * len(diff), diff, "k.", ms=4)
             ax.axhline(0, color="k", lw=0.8)
+            lo, hi = ax.get_ylim()  # at least +-1 point, so that float noise
+            ax.set_ylim(min(lo, -1.0), max(hi, 1.0))  # does not look like a bar
             ax.set_xticks(range(len(methods)))
             ax.set_xticklabels([m.split(" ")[0].replace(",", "") + ("\n(no val)" if "no val" in m else "")
                                 for m in methods], fontsize=7, rotation=30)

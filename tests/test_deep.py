@@ -666,6 +666,22 @@ def test_module_on_the_wrong_device_raises(digits):
         DeepMetricLearner(module=on_meta, device="cpu").fit(X, y_masked)
 
 
+@requires_cuda
+def test_module_on_cuda_with_device_cpu_raises(digits):
+    X, _, y_masked = digits
+
+    def on_gpu(in_features, embedding_dim):
+        return torch.nn.Linear(in_features, 8).to("cuda")
+
+    with pytest.raises(ValueError, match="tensors on cuda:0.*runs on 'cpu'"):
+        DeepMetricLearner(module=on_gpu, device="cpu").fit(X, y_masked)
+    # On the GPU it is fine, and the pickle holds CPU tensors.
+    est = DeepMetricLearner(module=on_gpu, device="cuda", n_epochs=1,
+                            n_warmup_epochs=1, random_state=0).fit(X, y_masked)
+    restored = pickle.loads(pickle.dumps(est))
+    assert not any(p.is_cuda for p in restored.module_.parameters())
+
+
 # -- EfficientNet-Lite0 -------------------------------------------------------
 
 
