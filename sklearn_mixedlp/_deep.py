@@ -244,8 +244,9 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         Dimension of the embeddings.
     input_shape_ : tuple of int
         Shape of one input row (``(n_features,)`` or ``(C, H, W)``).
-    proxies_ : ndarray of shape (n_classes, embedding_dim_)
-        The L2-normalised class proxies of ``best_epoch_``.
+    proxies_ : ndarray of shape (n_classes, n_dims)
+        The L2-normalised class proxies of ``best_epoch_`` (``n_dims`` is
+        ``embedding_dim_``).
     estimator_ : estimator
         The estimator fitted on the kept embeddings of all training rows.
     pseudolabels_ : ndarray of shape (n_samples,)
@@ -825,8 +826,8 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        embeddings : ndarray of shape (n_samples, embedding_dim_), float32
-            L2-normalised embeddings.
+        embeddings : ndarray of shape (n_samples, n_dims), float32
+            L2-normalised embeddings (``n_dims`` is ``embedding_dim_``).
         """
         check_is_fitted(self)
         X = self._check_rows(X, reset=False)

@@ -73,8 +73,7 @@ class ProjectionHead(nn.Module):
         Number of input features (rows of more dimensions are flattened).
     embedding_dim : int or None, default=None
         Output dimension; None keeps ``in_features``.
-    X : array-like or torch.Tensor of shape (n_samples, in_features), \
-            default=None
+    X : array-like or torch.Tensor of shape (n_samples, in_features), default=None
         Training rows, used for the scale :math:`s` and, when
         ``embedding_dim < in_features``, for the principal directions.
         :class:`~sklearn_mixedlp.DeepMetricLearner` passes its training
