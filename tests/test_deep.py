@@ -1,4 +1,4 @@
-"""Tests of DeepMetricLearner (SPEC section 7)."""
+"""Tests of DeepMetricLearner and its networks."""
 
 import pickle
 import re
