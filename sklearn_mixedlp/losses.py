@@ -38,6 +38,9 @@ class ProxyLoss(nn.Module):
 
     where :math:`C` is ``n_classes`` and the proxies are L2-normalised in
     :meth:`forward`, so that :math:`z_i \cdot p_c` is a cosine similarity.
+    Embeddings are normalised after a division of each row by its largest
+    absolute entry, so that rows of any magnitude give unit vectors (a
+    plain float32 norm overflows above about 1e19).
     :math:`L^{+}` pulls an embedding towards the proxy of its class until the
     cosine exceeds :math:`b`; :math:`L^{-}` pushes it away from every other
     proxy until the cosine is below :math:`-b`. Each
@@ -166,7 +169,7 @@ class ProxyLoss(nn.Module):
         labels = _check_labels(labels, n_samples, self.n_classes, device)
 
         dtype = torch.promote_types(embeddings.dtype, self.proxies.dtype)
-        z = F.normalize(embeddings.to(dtype), p=2, dim=1)
+        z = _normalize_rows(embeddings.to(dtype))
         p = F.normalize(self.proxies.to(device=device, dtype=dtype), p=2, dim=1)
         weight = _check_weights(sample_weight, n_samples, dtype, device)
 
@@ -202,6 +205,13 @@ class ProxyLoss(nn.Module):
                 f"got {tuple(embeddings.shape)}."
             )
         return embeddings
+
+
+def _normalize_rows(z):
+    """L2-normalise the rows of ``z`` without overflow (zero rows stay 0)."""
+    peak = z.detach().abs().amax(dim=1, keepdim=True)
+    z = z / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return F.normalize(z, p=2, dim=1)
 
 
 def _check_positive_int(value, name):

