@@ -308,11 +308,18 @@ def imbalanced():
     return X, y_masked
 
 
-@pytest.mark.parametrize("Est", ESTIMATORS)
-def test_relabeled_labeled_rows_are_counted_in_a_warning(imbalanced, Est):
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MixedLabelPropagation(knn_backend="exact"),
+        lambda: HardNegativeLP("hard", knn_backend="exact"),
+    ],
+    ids=["plain", "edge-removal"],
+)
+def test_relabeled_labeled_rows_are_counted_in_a_warning(imbalanced, make):
     X, y_masked = imbalanced
     with pytest.warns(UserWarning, match="labeled rows get a class other") as record:
-        est = Est(knn_backend="exact").fit(X, y_masked)
+        est = make().fit(X, y_masked)
     labeled = y_masked != -1
     n_changed = int((est.transduction_[labeled] != y_masked[labeled]).sum())
     assert n_changed > 0
@@ -321,6 +328,17 @@ def test_relabeled_labeled_rows_are_counted_in_a_warning(imbalanced, Est):
         m for m in messages if m.startswith(f"{n_changed} of {labeled.sum()} ")
     ]
     assert "mu=" in messages[0]
+
+
+def test_mined_negatives_keep_the_minority_labels(imbalanced):
+    """The default mining cuts the edges that carry the majority into the
+    labeled minority rows: they keep their class, without a warning."""
+    X, y_masked = imbalanced
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*labeled rows get a class")
+        est = HardNegativeLP(knn_backend="exact").fit(X, y_masked)
+    labeled = y_masked != -1
+    np.testing.assert_array_equal(est.transduction_[labeled], y_masked[labeled])
 
 
 def test_a_larger_mu_keeps_the_given_labels(imbalanced):

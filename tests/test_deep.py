@@ -246,7 +246,10 @@ def test_training_reduces_loss_and_improves_precision():
         for phase in ("warmup", "train")
     }
     assert losses["warmup"][-1] < 0.5 * losses["warmup"][0]
-    assert losses["train"][-1] < 0.8 * losses["train"][0]
+    # the pseudolabels and their weights change every epoch, so the
+    # pseudolabel losses are not comparable with each other; all are far
+    # below the untrained network's
+    assert max(losses["train"]) < 0.5 * losses["warmup"][0]
 
     before = precision_at_k(untrained.transform(X), y, k=8)
     after = precision_at_k(trained.transform(X), y, k=8)
