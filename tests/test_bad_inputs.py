@@ -311,8 +311,8 @@ def imbalanced():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: MixedLabelPropagation(knn_backend="exact"),
-        lambda: HardNegativeLP("hard", knn_backend="exact"),
+        lambda: MixedLabelPropagation(knn_backend="exact", mu=1 / 99),
+        lambda: HardNegativeLP("hard", knn_backend="exact", mu=1 / 99),
     ],
     ids=["plain", "edge-removal"],
 )

@@ -184,13 +184,17 @@ def test_two_view_pipeline_equals_dense(mining, params):
     )
 
 
-def test_mu_auto_is_the_labeled_fraction():
+def test_mu_auto_is_the_labeled_fraction_or_the_papers_value():
     X, y_train = problem(seed=2)
     auto = MixedLabelPropagation(n_neighbors=8, mu="auto").fit(X, y_train)
     fraction = np.mean(y_train != -1)
+    assert fraction > 1 / 99
     explicit = MixedLabelPropagation(n_neighbors=8, mu=fraction).fit(X, y_train)
     assert auto.mu_ == fraction and explicit.mu_ == fraction
     np.testing.assert_array_equal(auto.label_distributions_, explicit.label_distributions_)
+    # fewer than one label per 99 rows: the paper's 1/99
+    X, y_train = problem(n=400, n_labeled=3, seed=2)
+    assert MixedLabelPropagation(n_neighbors=8).fit(X, y_train).mu_ == 1 / 99
 
 
 @pytest.mark.parametrize("laplacian", ["normalized", "combinatorial"])
@@ -207,10 +211,10 @@ def test_poisson_source_equals_dense_solve(laplacian):
     S = np.zeros_like(Y)
     S[labeled] = Y[labeled] - Y[labeled].mean(axis=0)
     if laplacian == "normalized":
-        A, B = normalized_system(W, est.mu, S)
+        A, B = normalized_system(W, est.mu_, S)
     else:
-        A = np.diag(W.sum(axis=1)) - W + np.diag(est.mu * labeled)
-        B = est.mu * S
+        A = np.diag(W.sum(axis=1)) - W + np.diag(est.mu_ * labeled)
+        B = est.mu_ * S
     expected = distributions(np.linalg.solve(A, B))
     np.testing.assert_allclose(est.label_distributions_, expected, atol=1e-7)
     # the sources of each class sum to zero

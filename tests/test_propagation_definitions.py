@@ -39,10 +39,10 @@ def dense_system(est, y_train):
     Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
     d = W.sum(axis=1)
     if est.laplacian == "combinatorial":
-        U = np.diag(est.mu * labeled)
+        U = np.diag(est.mu_ * labeled)
         return np.diag(d) - W + U, U @ Y, np.ones_like(d)
     s = 1 / np.sqrt(d)
-    return (1 + est.mu) * np.eye(len(d)) - s[:, None] * W * s[None, :], est.mu * Y, s
+    return (1 + est.mu_) * np.eye(len(d)) - s[:, None] * W * s[None, :], est.mu_ * Y, s
 
 
 def dense_dissimilarity(est, Wdis, s, sign=1.0):
@@ -85,7 +85,7 @@ def test_plain_lp_equals_dense_solve(params, laplacian, cmn):
     W = est.affinity_.toarray()
     unl = y_train == -1
     G = s[:, None] * F
-    factor = 1.0 if laplacian == "combinatorial" else 1 / (1 + est.mu)
+    factor = 1.0 if laplacian == "combinatorial" else 1 / (1 + est.mu_)
     np.testing.assert_allclose(
         factor * (W @ G)[unl] / W.sum(axis=1)[unl, None], G[unl], atol=1e-8
     )
@@ -141,7 +141,7 @@ def test_mixed_lp_minimises_the_objective():
     A, B, _ = dense_system(est, y_train)
     W = est.affinity_.toarray()
     L = np.diag(W.sum(axis=1)) - W
-    U = np.diag(est.mu * (y_train != -1))
+    U = np.diag(est.mu_ * (y_train != -1))
     Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
     Wdis = est.dissimilarity_.toarray()
 
