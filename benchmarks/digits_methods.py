@@ -12,7 +12,8 @@ iterations (medians over the draws), for each method
 - with the package's defaults (a k = 10 self-tuning graph, normalised
   Laplacian, class-mass normalisation, mu = 'auto'): plain LP, MoM and
   Control; the paper's edge-removal mining on that base,
-  ``HardNegativeLP('hard')`` (scale-free, lambda = 16); and
+  ``HardNegativeLP('hard')`` (scale-free, lambda = 16, cut from the
+  graph); and
   ``HardNegativeLP()``, negatives mined from two views (the propagation and
   a linear discriminant) in 3 rounds and cut from the graph.
 

@@ -24,7 +24,8 @@ Laplacian of eq. 16, ``mu=1/99``, ``beta=1``, edge removal with
 24, no class-mass normalisation), and with the package's defaults (10
 neighbours with self-tuning Gaussian weights, the normalised Laplacian,
 class-mass normalisation, ``mu='auto'``; for edge removal, scale-free
-negatives with ``temperature=16``). The two-view mining has no counterpart
+negatives with ``temperature=16``, cut from the graph as the two-view
+mining's are, ``beta=1``). The two-view mining has no counterpart
 in the paper, so it runs with the defaults only. scikit-learn's
 :class:`~sklearn.semi_supervised.LabelSpreading` with a kNN kernel runs
 alongside: once with the paper's "Original LP" setting (50 neighbours,
