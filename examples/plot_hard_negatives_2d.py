@@ -319,7 +319,7 @@ plt.show()
 #   0.971, edge removal 0.966. Over 10 draws, edge removal and the two
 #   views stay within a tenth of a point of plain LP on the digits
 #   (:ref:`sphx_glr_auto_examples_plot_digits_methods.py`), and the
-#   propagation's view alone gains about half a point, in every draw
+#   propagation's view alone gains 0.6 points, in every draw
 #   (:ref:`sphx_glr_auto_examples_plot_sensitivity.py`): plain LP is wrong
 #   on few digits, there are few agree edges to find, and on raw pixels
 #   the linear view adds more wrong cuts than right ones. The two-view
