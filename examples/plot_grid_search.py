@@ -37,9 +37,9 @@ accuracy on the truly unlabeled rows, whose labels the searches never see.
 #
 # With the paper's label weight :math:`\mu = 1/99` the fit to the labels is
 # soft, and in many fits below a labeled row or two take another class
-# than their label (see the user guide's :ref:`soft_label_fit`); each such
-# fit warns. We silence that warning, and only that one, to keep the output
-# short.
+# than their label (see :ref:`the soft fit to the labels <soft_label_fit>`
+# in the user guide); each such fit warns. We silence that warning, and
+# only that one, to keep the output short.
 
 import os
 import time

@@ -86,9 +86,9 @@ methods = {
 # For the mined negatives we keep the largest weight of each fit (in the
 # paper's configuration) and the share of the graph's affinity cut by the
 # last round (with the defaults). The label propagation estimators warn
-# when a labeled row ends up with another class than its label (the fit to
-# the labels is soft, see the user guide's :ref:`soft_label_fit`): we count
-# those warnings instead of printing each.
+# when a labeled row ends up with another class than its label (see
+# :ref:`the soft fit to the labels <soft_label_fit>` in the user guide): we
+# count those warnings instead of printing each.
 
 accuracy = {name: np.zeros((len(labels_per_class), n_draws)) for name in methods}
 fit_time = {name: [] for name in methods}
