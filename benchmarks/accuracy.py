@@ -617,11 +617,20 @@ def plot_sweep(rows, datasets, rates, path):
 def write_report(rows, diag, args, out):
     datasets = [d for d in args.datasets if any(r[0] == d for r in rows)]
     seeds = f"seeds {', '.join(map(str, args.seeds))}"
+    # a set run on fewer draws than the others (e.g. the largest, to save
+    # time) is named, so that its wider intervals are read as such
+    fewer = []
+    for d in datasets:
+        drawn = sorted({r[2] for r in rows if r[0] == d and r[2] >= 0})
+        if set(drawn) != set(args.seeds):
+            fewer.append(f"{d}: {len(drawn)} draws (seeds {', '.join(map(str, drawn))})")
     text = [
         (
-            f"Accuracy on the unlabeled rows, {len(args.seeds)} label draws ({seeds}): "
-            f"mean ± 95% confidence interval. n/f: did not finish within "
-            f"{args.time_limit:.0f} s. Produced by ``python benchmarks/accuracy.py``."
+            f"Accuracy on the unlabeled rows, {len(args.seeds)} label draws ({seeds})"
+            + (f"; {'; '.join(fewer)}" if fewer else "")
+            + ": mean ± 95% confidence interval, every method on the same draws. "
+            f"n/f: did not finish within {args.time_limit:.0f} s. "
+            "Produced by ``python benchmarks/accuracy.py``."
         ),
         "",
     ]
