@@ -122,3 +122,87 @@ def edge_cosines(indptr, indices, U, out, start, stop):
             for c in range(n_cols):
                 s += np.float64(U[i, c]) * np.float64(U[j, c])
             out[p] = 1.0 - s
+
+
+@jit
+def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature,
+                     out, start, stop):
+    """``out[p] = w[p] (1 - exp(-(d + view_weight q) / temperature))`` for
+    the stored entries ``p`` of rows ``start .. stop - 1``, with ``d = 1 -
+    <Pn_i, Pn_j>`` and ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless
+    ``use_q``), the disagreement clipped at 0; the dot products in
+    float64."""
+    n_p = Pn.shape[1]
+    n_q = Qn.shape[1]
+    for i in range(start, stop):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            s = 0.0
+            for c in range(n_p):
+                s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
+            e = 1.0 - s
+            if use_q:
+                s = 0.0
+                for c in range(n_q):
+                    s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
+                e += view_weight * (1.0 - s)
+            if e < 0.0:
+                e = 0.0
+            out[p] = w[p] * -np.expm1(-e / temperature)
+
+
+@jit
+def cut_degrees(indptr, w, wdis, beta, cut, degree, start, stop):
+    """``cut = max(w - beta wdis, 0)`` on the stored entries of rows
+    ``start .. stop - 1`` and the row sums ``degree`` of ``cut``; returns
+    the number of entries cut to 0 from a positive ``w``."""
+    removed = 0
+    for i in range(start, stop):
+        total = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            v = w[p] - beta * wdis[p]
+            if v <= 0.0:
+                v = 0.0
+                if w[p] > 0.0:
+                    removed += 1
+            cut[p] = v
+            total += v
+        degree[i] = total
+    return removed
+
+
+@jit
+def scaled_offdiagonal(indptr, indices, values, scale, sign, a_data, start, stop):
+    """The off-diagonal entries of a system on a graph's pattern, written
+    into ``a_data``, the data of the graph's pattern with each row's
+    diagonal entry inserted in column order (entry ``p`` of row ``i``, of
+    column ``j``, sits at ``p + i + (j > i)`` there): ``sign * values[p] *
+    scale[i] * scale[j]``."""
+    for i in range(start, stop):
+        s_i = sign * scale[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            q = p + i + 1 if j > i else p + i
+            a_data[q] = s_i * values[p] * scale[j]
+
+
+@jit
+def pattern_with_diagonal(indptr, indices, a_indices, diag_pos, start, stop):
+    """The column indices of a graph's pattern with each row's diagonal
+    entry inserted in column order (see :func:`scaled_offdiagonal`), and
+    the position of each diagonal entry, for rows ``start .. stop - 1``."""
+    for i in range(start, stop):
+        q = indptr[i] + i
+        placed = False
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j > i and not placed:
+                a_indices[q] = i
+                diag_pos[i] = q
+                q += 1
+                placed = True
+            a_indices[q] = j
+            q += 1
+        if not placed:
+            a_indices[q] = i
+            diag_pos[i] = q

@@ -141,3 +141,78 @@ def test_kernels_are_used_on_large_products():
     assert _solvers._pick_kernels("auto", "scipy", 2**30) is not None
     assert _solvers._pick_kernels("auto", "torch", 2**30) is None
     assert _solvers._pick_kernels("scipy", "scipy", 2**30) is None
+
+
+def graph_with_empty_rows(n=400, seed=8):
+    """A symmetric graph whose first, last and some middle rows are empty."""
+    M = sp.random(n, n, density=0.03, random_state=seed, format="csr")
+    W = (M + M.T).tolil()
+    W.setdiag(0)
+    for r in (0, 1, 57, n - 1):
+        W[r, :] = 0
+        W[:, r] = 0
+    W = sp.csr_matrix(W)
+    W.eliminate_zeros()
+    W.sort_indices()
+    return W
+
+
+def test_row_spans_cover_every_row():
+    from sklearn_mixedlp._negatives import _row_spans
+
+    W = graph_with_empty_rows()
+    for entries in (1, 7, 100, 10**9):
+        spans = _row_spans(W.indptr, entries)
+        assert spans[0].start == 0 and spans[-1].stop == W.shape[0]
+        assert all(a.stop == b.start for a, b in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_system_pattern_equals_sparse_sum(kernels, compiled):
+    """A system on the graph's pattern with the diagonal inserted: the
+    compiled and numpy constructions give diag(a) + sign D_s W D_s."""
+    from sklearn_mixedlp._label_propagation import _cut_values, _Pattern
+
+    W = graph_with_empty_rows()
+    rng = np.random.default_rng(9)
+    scale, diagonal = rng.uniform(0.5, 2, W.shape[0]), rng.uniform(1, 2, W.shape[0])
+    pattern = _Pattern(W, kernels if compiled else None)
+    A = pattern.system(W.data, scale, -1.0, diagonal)
+    expected = sp.diags(diagonal) - sp.diags(scale) @ W @ sp.diags(scale)
+    A.has_sorted_indices = False
+    A.sort_indices()
+    assert A.nnz == W.nnz + W.shape[0]
+    np.testing.assert_allclose(A.toarray(), expected.toarray(), rtol=1e-14)
+    np.testing.assert_allclose(A.diagonal(), diagonal)
+    # the cut graph: values on W's pattern, cut at 0
+    wdis = W.data * rng.uniform(0, 1.5, W.nnz)
+    cut, degree, removed = _cut_values(W, wdis, 1.0, kernels if compiled else None)
+    np.testing.assert_array_equal(cut, np.maximum(W.data - wdis, 0))
+    np.testing.assert_allclose(degree, np.asarray(
+        sp.csr_matrix((cut, W.indices, W.indptr), shape=W.shape).sum(axis=1)).ravel())
+    assert removed
+    assert not _cut_values(W, 0 * wdis, 1.0, kernels if compiled else None)[2]
+
+
+@pytest.mark.parametrize("mining", ["two_view", "agreement"])
+def test_fit_with_compiled_kernels_equals_numpy(kernels, monkeypatch, mining):
+    """The whole fit (graph, mining rounds, solves) with the compiled
+    kernels forced on a small problem, against numpy and scipy."""
+    from sklearn.datasets import load_digits
+
+    from sklearn_mixedlp import HardNegativeLP
+    from sklearn_mixedlp.datasets import mask_labels
+
+    X, y = load_digits(return_X_y=True)
+    y_train = mask_labels(y, 5, random_state=0)
+    params = dict(mining=mining, tol=1e-10, random_state=0)
+    monkeypatch.setenv("SKLEARN_MIXEDLP_NUMBA", "0")
+    ref = HardNegativeLP(**params).fit(X, y_train)
+    monkeypatch.setenv("SKLEARN_MIXEDLP_NUMBA", "1")
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    fast = HardNegativeLP(**params).fit(X, y_train)
+    np.testing.assert_allclose(
+        fast.dissimilarity_.toarray(), ref.dissimilarity_.toarray(), atol=1e-7
+    )
+    np.testing.assert_allclose(fast.label_distributions_, ref.label_distributions_, atol=1e-6)
+    assert (fast.transduction_ == ref.transduction_).mean() > 0.999
