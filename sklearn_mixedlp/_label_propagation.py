@@ -52,6 +52,7 @@ from ._negatives import (
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import (
+    check_memory_mapped,
     entropy_confidence,
     fill_unlabeled,
     is_cuda,
@@ -511,6 +512,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, negatives=None):
         clock = _StageClock(type(self).__name__, self.verbose)
         precomputed = self.knn_backend == "precomputed"
+        check_memory_mapped(X)
         X, y = validate_data(
             self,
             X,

@@ -327,12 +327,16 @@ def discriminant_features(X, n_classes, random_state=None):
 
     Returns
     -------
-    V : ndarray of shape (n_samples, n_components), float64
+    V : ndarray of shape (n_samples, n_components)
+        float32 for float32 rows, else float64.
     """
     n_samples, n_features = X.shape
     n_components = min(n_features, max(64, 2 * n_classes))
     if n_features <= n_components:
-        return X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        # float32 rows stay float32 (the discriminant computes in float64,
+        # by chunks of rows): no float64 copy of a large feature matrix
+        V = X.toarray() if sp.issparse(X) else np.asarray(X)
+        return V if V.dtype in (np.float32, np.float64) else V.astype(np.float64)
     from sklearn.decomposition import TruncatedSVD
 
     rng = check_random_state(random_state)
@@ -344,7 +348,8 @@ def discriminant_features(X, n_classes, random_state=None):
     sample = rng.choice(n_samples, min(n_samples, 20_000), replace=False)
     svd = TruncatedSVD(n_components, algorithm="randomized", random_state=rng)
     svd.fit(X[np.sort(sample)])
-    return np.asarray(svd.transform(X), dtype=np.float64)
+    V = np.asarray(svd.transform(X))
+    return V if V.dtype in (np.float32, np.float64) else V.astype(np.float64)
 
 
 def linear_discriminant_proba(V, labels, weights, n_classes, *, shrinkage=None):
@@ -401,8 +406,8 @@ def _row_blocks(n_rows, rows=2**14):
 def _fit_discriminant(V, labels, weights, n_classes, shrinkage):
     """``(kind, ...)``: the constant probabilities of a degenerate fit, or
     the coefficients, offsets and present classes of the discriminant.
-    ``O(n d^2)``: the class sums are one sparse product, the pooled
-    covariance is accumulated over row chunks."""
+    ``O(n d^2)``: the class sums and the pooled covariance are
+    accumulated over row chunks, in float64."""
     n_samples, n_features = V.shape
     weights = np.asarray(weights, dtype=np.float64)
     labels = np.asarray(labels)
@@ -412,10 +417,14 @@ def _fit_discriminant(V, labels, weights, n_classes, shrinkage):
     w = weights / total
     mass = np.bincount(labels, weights=w, minlength=n_classes)
     present = np.flatnonzero(mass > 0)
-    onehot = sp.csr_matrix(
-        (w, (labels, np.arange(n_samples))), shape=(n_classes, n_samples)
-    )
-    sums = np.asarray(onehot @ V)
+    # the class sums, by chunks of rows in float64 (V may be float32)
+    sums = np.zeros((n_classes, n_features))
+    for s in _row_blocks(n_samples, 2**16):
+        onehot = sp.csr_matrix(
+            (w[s], (labels[s], np.arange(s.stop - s.start))),
+            shape=(n_classes, s.stop - s.start),
+        )
+        sums += onehot @ np.asarray(V[s], dtype=np.float64)
     means = sums[present] / mass[present, None]
     position = np.full(n_classes, -1)
     position[present] = np.arange(present.size)

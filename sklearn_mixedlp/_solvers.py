@@ -26,11 +26,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.exceptions import ConvergenceWarning
-from tqdm.auto import tqdm
-
 from . import _kernels
 from ._utils import (
     available_cores,
+    progress_bar,
     check_cuda_device,
     check_device,
     cuda_available,
@@ -780,10 +779,7 @@ def block_cg(
     kernels = _pick_kernels(kernel, solver, A.nnz * (np.shape(B)[1] if np.ndim(B) > 1 else 1))
     n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
-    progress = tqdm(
-        total=max_iter, desc=f"conjugate gradient ({solver})", disable=verbose < 2,
-        leave=False,
-    )
+    progress = progress_bar(max_iter, f"conjugate gradient ({solver})", verbose >= 2)
     B = np.asarray(B)
     perm = _locality_order(A, B.shape[1] * np.dtype(dtype).itemsize, reorder)
     if perm is not None:
