@@ -845,6 +845,13 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             Probabilities, columns ordered as ``classes_``.
         """
         check_is_fitted(self)
+        if getattr(self, "_distributed_fit", False):
+            raise ValueError(
+                f"This {type(self).__name__} was fitted by fit_distributed: its "
+                "training rows stay on the cluster, so it cannot place new rows; "
+                "read transduction_ and label_distributions_, or fit it on one "
+                "machine to predict."
+            )
         # the dense-only neighbour indexes cannot search sparse rows
         dense_only = self.knn_backend_ in ("faiss", "torch")
         X = validate_data(

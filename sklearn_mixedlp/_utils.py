@@ -18,7 +18,8 @@ _EXTRAS = {
     "pynndescent": ("pynndescent", "pynndescent"),
     "torch": ("torch", "torch"),
     "numba": ("numba", "numba"),
-    "dask": ("dask[distributed]", "dask"),
+    "dask": ("dask[distributed]", "distributed"),
+    "distributed": ("dask[distributed]", "distributed"),
     "matplotlib": ("matplotlib", "docs"),
 }
 _CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
