@@ -776,7 +776,12 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             )
             orphan = mining.orphan
             if removed:
-                W_cut = sp.csr_matrix((cut, W.indices, W.indptr), shape=W.shape)
+                # the parts of the cut graph: its edges cut to 0 are no edges
+                # (connected_components counts a stored zero as one)
+                W_cut = sp.csr_matrix(
+                    (cut, W.indices, W.indptr), shape=W.shape, copy=True
+                )
+                W_cut.eliminate_zeros()
                 orphan = self._unlabeled_components(W_cut, mining.labeled)
                 del W_cut
             base = system["A"] if keep else system.pop("A")
