@@ -1,12 +1,15 @@
 """Label propagation on a Dask cluster.
 
-:func:`fit_distributed` fits a :class:`~sklearn_mixedlp.MixedLabelPropagation`
-(plain label propagation, ``negatives=None``) on a feature matrix that lives
-on the workers of a ``dask.distributed`` cluster, as a ``dask.array`` whose
-chunks of rows are the shards: the kNN graph is built shard by shard with
-faiss and the propagation is solved by a block conjugate gradient on
-row-partitioned CSR blocks, the products on the workers and the small
-per-column reductions on the client. The result is the single-machine fit
+:func:`fit_distributed` fits a :class:`~sklearn_mixedlp.HardNegativeLP`
+(its two-view or agreement mining) or a
+:class:`~sklearn_mixedlp.MixedLabelPropagation` (plain label propagation)
+on a feature matrix that lives on the workers of a ``dask.distributed``
+cluster, as a ``dask.array`` whose chunks of rows are the shards: the kNN
+graph is built shard by shard with faiss, the propagation is solved by a
+block conjugate gradient on row-partitioned CSR blocks (the products on the
+workers, the small per-column reductions on the client), and the mining
+computes its negative weights on each shard's edges, its linear view from
+statistics reduced on the client. The result is the single-machine fit
 of the same estimator on the same rows (the same exact neighbours, the same
 graph, the same equations; the solve agrees to its tolerance).
 
@@ -27,6 +30,7 @@ from sklearn.utils.validation import column_or_1d
 
 from ._graph import NeighborIndex, _drop_self, clip_n_neighbors, knn_affinity
 from ._graph import l2_normalize_quiet
+from ._negatives import agreement_data, unit_rows
 from ._utils import entropy_confidence, fill_unlabeled, import_optional
 from ._utils import normalize_distributions, unlabeled_mask
 
@@ -156,11 +160,32 @@ def _extended(own, halos):
     return np.concatenate([own, *halos]) if halos else own
 
 
-def _system(halo, scale, scale_halos, diagonal, laplacian):
+def _weights(halo, values=None):
+    """A shard's renumbered rows of ``W`` with new values on the same
+    pattern (``None``: the affinities), and their row sums."""
+    W = halo.W
+    if values is not None:
+        W = sp.csr_matrix((values, W.indices, W.indptr), shape=W.shape)
+    return W, np.asarray(W.sum(axis=1)).ravel()
+
+
+def _reach(weights, reached, halos):
+    """One step of the search for the rows that a labeled row reaches:
+    ``reached | (W reached > 0)`` on a shard's rows."""
+    W, _ = weights
+    ext = _extended(reached, halos).astype(np.float64)
+    return reached | (W @ ext > 0)
+
+
+def _count(mask):
+    return int(np.count_nonzero(mask))
+
+
+def _system(weights, scale, scale_halos, diagonal, laplacian):
     """The shard's rows of the system: ``(1 + mu) I - D^-1/2 W D^-1/2``
     (normalised) or ``D + U - W`` (combinatorial), on the renumbered
     columns; and the inverse of its diagonal."""
-    W = halo.W
+    W, _ = weights
     n_rows = W.shape[0]
     if laplacian == "normalized":
         s = _extended(scale, scale_halos)
@@ -177,12 +202,26 @@ def _system(halo, scale, scale_halos, diagonal, laplacian):
     return A, 1.0 / diagonal
 
 
-def _cg_start(B, inv_diag):
-    """``E = 0``, ``R = B``, ``Z = D^-1 R``, ``P = Z`` and the sums
-    ``(r^T r, r^T z)`` per column."""
+def _sources(n_rows, rows, values, n_classes):
+    """The shard's rows of ``B``: ``values`` on its labeled rows ``rows``,
+    0 elsewhere."""
+    B = np.zeros((n_rows, n_classes))
+    B[rows] = values
+    return B
+
+
+def _cg_start(system, B, x0, x0_halos):
+    """``E = x0`` (or 0), ``R = B - A x0``, ``Z = D^-1 R``, ``P = Z`` and
+    the sums ``(r^T r, r^T z)`` per column."""
+    A, inv_diag = system
     R = np.array(B, dtype=np.float64)
+    if x0 is None:
+        E = np.zeros_like(R)
+    else:
+        E = np.array(x0, dtype=np.float64)
+        R -= A @ _extended(E, x0_halos)
     Z = R * inv_diag[:, None]
-    return (np.zeros_like(R), R, Z, Z.copy()), _sums(R, Z)
+    return (E, R, Z, Z.copy()), _sums(R, Z)
 
 
 def _sums(R, Z):
@@ -200,18 +239,20 @@ def _direction_rows(stepped, beta, rows):
     return Z[rows] + beta * P[rows]
 
 
-def _product(A, stepped, beta, halos):
+def _product(system, stepped, beta, halos):
     """The new direction ``P = Z + beta P`` of the shard's rows, ``A P`` and
     the column sums ``p^T A p``."""
+    A, _ = system
     (E, R, Z, P), _ = stepped
     P = Z + beta * P
     AP = A @ _extended(P, halos)
     return (E, R, Z, P, AP), (P * AP).sum(axis=0)
 
 
-def _step(product, alpha, inv_diag):
+def _step(product, alpha, system):
     """``E += alpha P``, ``R -= alpha A P``, ``Z = D^-1 R`` and the new sums
     ``(r^T r, r^T z)``."""
+    _, inv_diag = system
     (E, R, Z, P, AP), _ = product
     E = E + alpha * P
     R = R - alpha * AP
@@ -225,6 +266,103 @@ def _sums_of(result):
 
 def _solution(stepped):
     return stepped[0][0]
+
+
+# -- the mining (HardNegativeLP) on the workers --------------------------------
+
+
+def _mass(G, orphan):
+    """Column sums of the clipped solution, orphan rows left out."""
+    g = np.clip(G, 0.0, None)
+    g[orphan] = 0.0
+    return g.sum(axis=0)
+
+
+def _views(G, orphan, factor, uniform):
+    """The unit rows (float32) of a shard's class distributions, their
+    arg-max and their confidence (as ``_Mining.views``)."""
+    g = np.clip(G, 0.0, None)
+    g[orphan] = 0.0
+    if factor is not None:
+        g *= factor
+    P, _ = normalize_distributions(g, uniform)
+    return unit_rows(P), P.argmax(axis=1), entropy_confidence(P)
+
+
+def _view_part(views, i):
+    return views[i]
+
+
+def _discriminant_rows(V, labeled, y_index, views):
+    """Labels (given, else the pseudolabel) and weights (1, else the
+    confidence) of a shard's rows for the linear view."""
+    _, pseudo, confidence = views
+    labels = np.where(labeled, y_index, pseudo)
+    weights = np.where(labeled, 1.0, confidence)
+    return labels, weights
+
+
+def _class_sums(V, rows, total, n_classes):
+    """Weighted class masses and class sums of a shard's feature rows."""
+    labels, weights = rows
+    w = weights / total
+    mass = np.bincount(labels, weights=w, minlength=n_classes)
+    onehot = sp.csr_matrix(
+        (w, (labels, np.arange(labels.size))), shape=(n_classes, labels.size)
+    )
+    return mass, onehot @ np.asarray(V, dtype=np.float64)
+
+
+def _scatter(V, rows, total, means, position):
+    """The weighted within-class scatter of a shard's rows."""
+    labels, weights = rows
+    w = weights / total
+    residual = V - means[position[labels]]
+    return (residual * w[:, None]).T @ residual
+
+
+def _shrinkage_rows(V, rows, total, means, position, local, n_samples):
+    """The scaled residuals of the rows ``local`` of a shard (part of the
+    strided sample on which the shrinkage is estimated)."""
+    labels, weights = rows
+    w = weights[local] / total
+    residual = V[local] - means[position[labels[local]]]
+    return residual * np.sqrt(w * n_samples)[:, None]
+
+
+def _linear_view(V, model):
+    """Unit rows (float32) of the discriminant's probabilities."""
+    from ._negatives import _discriminant_proba
+
+    return unit_rows(_discriminant_proba(model, V))
+
+
+def _agreement(halo, Pn, Pn_halos, Qn, Qn_halos, temperature, view_weight):
+    """The negative weights of :func:`~sklearn_mixedlp._negatives.agreement_data`
+    on a shard's rows of ``W`` (aligned with its stored entries)."""
+    Qn = None if Qn is None else _extended(Qn, Qn_halos)
+    return agreement_data(
+        halo.W, _extended(Pn, Pn_halos), Qn, temperature=temperature,
+        view_weight=view_weight,
+    )
+
+
+def _cut(halo, negatives, beta):
+    """``max(w - beta wdis, 0)`` on a shard's stored entries, and how many
+    positive affinities it cut to 0."""
+    w = halo.W.data
+    cut = w - beta * negatives
+    gone = cut <= 0
+    cut[gone] = 0.0
+    return cut, int(np.count_nonzero(gone & (w > 0)))
+
+
+def _transform(V, svd):
+    return np.asarray(svd.transform(V))
+
+
+def _rows_of(V, local):
+    return np.asarray(V[local])
 
 
 # -- the client side -----------------------------------------------------------
@@ -250,20 +388,30 @@ class _Cluster:
 
 
 def _check_estimator(estimator):
-    from ._label_propagation import MixedLabelPropagation
+    from ._label_propagation import HardNegativeLP, MixedLabelPropagation
 
-    if type(estimator) is not MixedLabelPropagation:
+    if type(estimator) not in (MixedLabelPropagation, HardNegativeLP):
         raise TypeError(
-            "fit_distributed fits a MixedLabelPropagation (plain label "
-            f"propagation); got {type(estimator).__name__}. The mining of "
-            "HardNegativeLP is not distributed."
+            "fit_distributed fits a MixedLabelPropagation or a HardNegativeLP; "
+            f"got {type(estimator).__name__}."
         )
     estimator._validate_params()
-    if estimator.negatives is not None:
+    if isinstance(estimator, MixedLabelPropagation) and estimator.negatives is not None:
         raise ValueError(
             "fit_distributed supports MixedLabelPropagation(negatives=None) "
             f"only; got negatives={estimator.negatives!r}."
         )
+    if isinstance(estimator, HardNegativeLP):
+        if estimator.mining not in ("two_view", "agreement"):
+            raise ValueError(
+                "fit_distributed supports HardNegativeLP(mining='two_view' or "
+                f"'agreement'); got mining={estimator.mining!r}."
+            )
+        if estimator.dissimilarity_loss != "cut":
+            raise ValueError(
+                "fit_distributed supports HardNegativeLP(dissimilarity_loss="
+                f"'cut'); got {estimator.dissimilarity_loss!r}."
+            )
     if estimator.knn_backend not in ("auto", "faiss"):
         raise ValueError(
             "fit_distributed searches the neighbours with faiss on each "
@@ -296,21 +444,24 @@ def fit_distributed(estimator, X, y, *, client=None):
 
     The kNN graph is built per shard with faiss (every shard's rows are
     searched in every shard's index and the candidates merged: the exact
-    neighbours), and the propagation ``A F = B`` is solved by a block
+    neighbours), and each propagation ``A F = B`` is solved by a block
     conjugate gradient on row-partitioned CSR blocks: the products on the
-    workers, the per-column reductions on the client (see
-    :ref:`distributed` for the data layout and the communication). The result
-    is the single-machine ``estimator.fit(X, y)`` on the same rows, to the
-    solver's tolerance.
+    workers, the per-column reductions on the client. The mining of a
+    :class:`~sklearn_mixedlp.HardNegativeLP` runs on the shards' edges, its
+    linear discriminant fitted from statistics reduced on the client (see
+    :ref:`distributed` for the data layout and the communication). The
+    result is the single-machine ``estimator.fit(X, y)`` on the same rows,
+    to the solver's tolerance.
 
     Parameters
     ----------
-    estimator : MixedLabelPropagation
-        An estimator with ``negatives=None`` (plain label propagation) and
-        ``knn_backend`` ``'auto'`` or ``'faiss'``; its other parameters
-        (``n_neighbors``, ``kernel``, ``gamma``, ``laplacian``, ``mu``,
-        ``source``, ``class_mass_normalization``, ``tol``, ``max_iter``,
-        ``random_state``, ``verbose``) apply as in ``fit``.
+    estimator : HardNegativeLP or MixedLabelPropagation
+        A :class:`~sklearn_mixedlp.HardNegativeLP` with ``mining``
+        ``'two_view'`` (the default) or ``'agreement'`` and
+        ``dissimilarity_loss='cut'`` (the default), or a
+        :class:`~sklearn_mixedlp.MixedLabelPropagation` with
+        ``negatives=None`` (plain label propagation); ``knn_backend``
+        ``'auto'`` or ``'faiss'``. Its other parameters apply as in ``fit``.
     X : dask.array of shape (n_samples, n_features)
         The features; each chunk of rows is a shard, kept on one worker.
         Rows of one cluster in the same shard make the exchanges smaller.
@@ -322,236 +473,447 @@ def fit_distributed(estimator, X, y, *, client=None):
 
     Returns
     -------
-    estimator : MixedLabelPropagation
+    estimator : HardNegativeLP or MixedLabelPropagation
         The estimator, fitted: ``classes_``, ``label_distributions_``,
         ``transduction_``, ``confidence_``, ``n_iter_``, ``mu_``,
-        ``n_neighbors_``, ``knn_backend_`` and ``fit_stages_`` (wall time
-        per stage) as after ``fit``, plus ``n_shards_`` and ``halo_rows_``
-        (the halo of each shard). ``affinity_`` is not gathered and
-        ``predict`` on new rows is not available: the training rows stay
-        on the cluster.
+        ``n_neighbors_``, ``knn_backend_``, ``mining_`` and ``fit_stages_``
+        (wall time per stage) as after ``fit``, plus ``n_shards_`` and
+        ``halo_rows_`` (the halo of each shard). ``affinity_`` and
+        ``dissimilarity_`` are not gathered and ``predict`` on new rows is
+        not available: the training rows stay on the cluster.
 
     Raises
     ------
     TypeError
-        If ``estimator`` is not a :class:`MixedLabelPropagation` or ``X`` is
-        not a dask array.
+        If ``estimator`` is neither of the two estimators or ``X`` is not a
+        dask array.
     ValueError
         If ``X`` has NaN or infinite values (before the neighbour search),
-        ``y`` does not have one label per row, or no row is labeled.
+        ``y`` does not have one label per row, no row is labeled, or the
+        estimator's options are not distributed (see ``estimator``).
 
     Examples
     --------
     >>> import dask.array as da
     >>> from distributed import Client, LocalCluster
     >>> from sklearn.datasets import load_digits
-    >>> from sklearn_mixedlp import MixedLabelPropagation
+    >>> from sklearn_mixedlp import HardNegativeLP
     >>> from sklearn_mixedlp.datasets import mask_labels
     >>> from sklearn_mixedlp.distributed import fit_distributed
     >>> X, y = load_digits(return_X_y=True)
-    >>> with LocalCluster(n_workers=2, threads_per_worker=1,
-    ...                   processes=False) as cluster, Client(cluster) as client:
-    ...     est = fit_distributed(MixedLabelPropagation(n_neighbors=10),
-    ...                           da.from_array(X, chunks=(900, -1)),
-    ...                           mask_labels(y, 5, random_state=0))
+    >>> y_train = mask_labels(y, 5, random_state=0)
+    >>> with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    ...                   dashboard_address=None) as cluster, Client(cluster):
+    ...     est = fit_distributed(HardNegativeLP(n_neighbors=10),
+    ...                           da.from_array(X, chunks=(900, -1)), y_train)
     >>> est.n_shards_
     2
+    >>> same = HardNegativeLP(n_neighbors=10).fit(X, y_train)
+    >>> bool((est.transduction_ == same.transduction_).all())
+    True
     """
+
     _check_estimator(estimator)
     X = _as_dask_array(X)
     distributed = import_optional("distributed", "fit_distributed")
     client = distributed.get_client() if client is None else client
-    est = estimator
-    start = last = time.perf_counter()
-    stages = {}
+    fit = _ShardedFit(estimator, X, y, client, distributed)
+    fit.graph()
+    G, orphan = fit.propagate()
+    fit.outputs(G, orphan)
+    return estimator
 
-    def lap(stage, message, n_iter=0):
-        nonlocal last
-        now = time.perf_counter()
-        stages[stage] = {"seconds": now - last, "n_iter": int(n_iter)}
-        if est.verbose:
-            print(
-                f"[fit_distributed] {stage}: {message} ({now - last:.2f}s, "
-                f"{now - start:.2f}s in all)"
+
+# The ridge of the single-machine system on the rows without a labeled
+# component (combinatorial Laplacian), relative to the mean degree.
+_RIDGE = 1e-6
+
+
+class _ShardedFit:
+    """The stages of one :func:`fit_distributed`, run from the client."""
+
+    def __init__(self, est, X, y, client, distributed):
+        self.est, self.distributed = est, distributed
+        self.start = self.last = time.perf_counter()
+        self.stages = {}
+        n_samples, self.n_features = X.shape
+        y = column_or_1d(fill_unlabeled(y), warn=True)
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"y must have one label per row of X ({n_samples}); got {y.shape[0]}."
             )
-        last = now
+        unlabeled = unlabeled_mask(y)
+        est.classes_, self.y_index = est._encode_labels(y, unlabeled)
+        self.labeled = ~unlabeled
+        self.n_samples, self.n_classes = n_samples, est.classes_.size
+        est.mu_ = est.mu
+        if est.mu == "auto":
+            est.mu_ = max(1 / 99, np.count_nonzero(self.labeled) / n_samples)
+        self.k = clip_n_neighbors(est.n_neighbors, n_samples)
+        self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+        self.n_shards = self.offsets.size - 1
+        # shards: one chunk of rows each, normalised where they are
+        parts = client.compute(list(X.to_delayed().ravel()))
+        distributed.wait(parts)
+        who = client.who_has(parts)
+        workers = [sorted(who[p.key])[0] for p in parts]
+        self.cl = cl = _Cluster(client, workers)
+        normal = [
+            cl.on(s, _normalize_shard, parts[s], int(self.offsets[s]))
+            for s in self.shards
+        ]
+        self.V, zero = zip(*(cl.split(s, normal[s], 2) for s in self.shards))
+        self.zero = np.concatenate(cl.gather(list(zero)))  # raises on NaN
+        self.lap("validation", f"{self.n_shards} shards on {len(set(workers))} workers")
 
-    # labels, on the client
-    n_samples, n_features = X.shape
-    y = column_or_1d(fill_unlabeled(y), warn=True)
-    if y.shape[0] != n_samples:
-        raise ValueError(
-            f"y must have one label per row of X ({n_samples}); got {y.shape[0]}."
+    @property
+    def shards(self):
+        return range(self.n_shards)
+
+    def rows(self, s):
+        return slice(int(self.offsets[s]), int(self.offsets[s + 1]))
+
+    def lap(self, stage, message, n_iter=0):
+        now = time.perf_counter()
+        self.stages[stage] = {"seconds": now - self.last, "n_iter": int(n_iter)}
+        if self.est.verbose:
+            print(
+                f"[fit_distributed] {stage}: {message} ({now - self.last:.2f}s, "
+                f"{now - self.start:.2f}s in all)"
+            )
+        self.last = now
+
+    def halos(self, s, values):
+        """The halo rows of shard ``s`` from the shards' blocks ``values``
+        (futures), worker to worker."""
+        return [
+            self.cl.on(t, _take, values[t], self.needed[s][t])
+            for t in self.shards if t != s
+        ]
+
+    def vector_halos(self, s, vector):
+        """The halo rows of shard ``s`` of an ``N``-vector on the client."""
+        return [
+            self.cl.on(t, _take, vector[self.rows(t)], self.needed[s][t])
+            for t in self.shards if t != s
+        ]
+
+    def sum(self, futures):
+        return np.sum(self.cl.gather(list(futures)), axis=0)
+
+    # -- the graph ----------------------------------------------------------
+    def graph(self):
+        est, cl, k, offsets = self.est, self.cl, self.k, self.offsets
+        index = [cl.on(s, _shard_index, self.V[s], k, est.random_state) for s in self.shards]
+        neighbours = []
+        for s in self.shards:
+            candidates = [
+                cl.on(t, _query, index[t], self.V[s], k + 1, int(offsets[t]))
+                for t in self.shards
+            ]
+            neighbours.append(cl.on(s, _merge, candidates, k, int(offsets[s])))
+        self.distributed.wait(neighbours)
+        del index
+        est.n_neighbors_, est.knn_backend_ = k, "faiss"
+        self.lap("neighbors", f"{k} neighbours with 'faiss' on {self.n_shards} shards")
+
+        # the affinities, then W = A + A^T by one exchange of columns
+        zero = cl.client.scatter(self.zero, broadcast=True)
+        A = [
+            cl.on(s, _affinity, neighbours[s], zero, int(offsets[s]), est.kernel,
+                  est.gamma, self.n_samples)
+            for s in self.shards
+        ]
+        columns = [
+            [cl.on(s, _columns, A[s], int(offsets[t]), int(offsets[t + 1]))
+             for t in self.shards]
+            for s in self.shards
+        ]
+        W = [
+            cl.on(t, _symmetric_rows, A[t], [columns[s][t] for s in self.shards],
+                  int(offsets[t]))
+            for t in self.shards
+        ]
+        self.halo = [cl.on(s, _Halo, W[s], s, offsets) for s in self.shards]
+        self.needed = [[cl.on(s, _needed, self.halo[s], t) for t in self.shards]
+                       for s in self.shards]
+        est.halo_rows_ = np.array(cl.gather(
+            [cl.on(s, operator.methodcaller("halo_sizes"), self.halo[s])
+             for s in self.shards]
+        )).sum(axis=1)
+        del neighbours, A, columns, W
+        self.base = [cl.on(s, _weights, self.halo[s]) for s in self.shards]
+        self.base_orphan = self.orphans(self.base)
+        # B = mu Y (Poisson: minus the labels' mean), row block by row block
+        mu, labeled = est.mu_, self.labeled
+        values = np.zeros((np.count_nonzero(labeled), self.n_classes))
+        values[np.arange(values.shape[0]), self.y_index[labeled]] = mu
+        if est.source == "poisson":
+            values -= values.mean(axis=0)
+        first = np.searchsorted(np.flatnonzero(labeled), offsets)
+        self.B = []
+        for s in self.shards:
+            local = np.flatnonzero(labeled[self.rows(s)])
+            self.B.append(cl.on(
+                s, _sources, int(offsets[s + 1] - offsets[s]), local,
+                values[first[s]:first[s + 1]], self.n_classes,
+            ))
+        self.lap("graph", f"halo of {int(est.halo_rows_.sum())} rows")
+
+    def orphans(self, weights):
+        """Rows without a labeled row in their component of the graph
+        ``weights``: the labeled rows' reach, grown one hop per round."""
+        cl = self.cl
+        reached = [cl.on(s, np.array, self.labeled[self.rows(s)]) for s in self.shards]
+        count = int(self.labeled.sum())
+        while True:
+            reached = [
+                cl.on(s, _reach, weights[s], reached[s], self.halos(s, reached))
+                for s in self.shards
+            ]
+            new = int(sum(cl.gather([cl.on(s, _count, reached[s]) for s in self.shards])))
+            if new == count:
+                break
+            count = new
+        return ~np.concatenate(cl.gather(reached))
+
+    def systems(self, weights, orphan):
+        """The system of the graph ``weights``, row block by row block."""
+        est, cl = self.est, self.cl
+        degree = np.concatenate(cl.gather(
+            [cl.on(s, operator.itemgetter(1), weights[s]) for s in self.shards]
+        ))
+        if est.laplacian == "normalized":
+            scale = np.zeros_like(degree)
+            np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
+            diagonal = np.full_like(degree, 1.0 + est.mu_)
+        else:
+            scale = np.ones_like(degree)
+            ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
+            diagonal = degree + est.mu_ * self.labeled + ridge
+        return [
+            cl.on(s, _system, weights[s], scale[self.rows(s)],
+                  self.vector_halos(s, scale), diagonal[self.rows(s)], est.laplacian)
+            for s in self.shards
+        ]
+
+    # -- the solves ---------------------------------------------------------
+    def solve(self, systems, x0=None):
+        """Block CG (float64, Jacobi, columns frozen at tol) from ``x0``;
+        returns the solution's row blocks (futures)."""
+        est, cl = self.est, self.cl
+        labeled_norm = self.sum(
+            cl.on(s, lambda B: (B * B).sum(axis=0), self.B[s]) for s in self.shards
         )
-    unlabeled = unlabeled_mask(y)
-    est.classes_, y_index = est._encode_labels(y, unlabeled)
-    labeled = ~unlabeled
-    n_classes = est.classes_.size
-    est.mu_ = est.mu
-    if est.mu == "auto":
-        est.mu_ = max(1 / 99, np.count_nonzero(labeled) / n_samples)
-    mu = est.mu_
-    k = clip_n_neighbors(est.n_neighbors, n_samples)
-
-    # shards: one chunk of rows each, normalised where they are
-    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
-    n_shards = offsets.size - 1
-    parts = client.compute(list(X.to_delayed().ravel()))
-    distributed.wait(parts)
-    who = client.who_has(parts)
-    workers = [sorted(who[p.key])[0] for p in parts]
-    cl = _Cluster(client, workers)
-    normal = [cl.on(s, _normalize_shard, parts[s], int(offsets[s])) for s in range(n_shards)]
-    V, zero_parts = zip(*(cl.split(s, normal[s], 2) for s in range(n_shards)))
-    zero = np.concatenate(cl.gather(list(zero_parts)))  # raises on NaN
-    del parts, normal
-    lap("validation", f"{n_shards} shards on {len(set(workers))} workers")
-
-    # neighbours: every shard searched in every shard's index, merged
-    index = [cl.on(s, _shard_index, V[s], k, est.random_state) for s in range(n_shards)]
-    neighbours = []
-    for s in range(n_shards):
-        candidates = [
-            cl.on(t, _query, index[t], V[s], k + 1, int(offsets[t]))
-            for t in range(n_shards)
+        b_norm = np.sqrt(labeled_norm)
+        b_norm = b_norm + (b_norm == 0)
+        target = est.tol * b_norm
+        state = [
+            cl.on(s, _cg_start, systems[s], self.B[s],
+                  None if x0 is None else x0[s],
+                  [] if x0 is None else self.halos(s, x0))
+            for s in self.shards
         ]
-        neighbours.append(cl.on(s, _merge, candidates, k, int(offsets[s])))
-    distributed.wait(neighbours)
-    del index, V
-    est.n_neighbors_, est.knn_backend_ = k, "faiss"
-    lap("neighbors", f"{k} neighbours with 'faiss' on {n_shards} shards")
-
-    # the graph: affinities, then W = A + A^T by one exchange of columns
-    zero_f = client.scatter(zero, broadcast=True)
-    A = [
-        cl.on(s, _affinity, neighbours[s], zero_f, int(offsets[s]), est.kernel,
-              est.gamma, n_samples)
-        for s in range(n_shards)
-    ]
-    columns = [
-        [cl.on(s, _columns, A[s], int(offsets[t]), int(offsets[t + 1]))
-         for t in range(n_shards)]
-        for s in range(n_shards)
-    ]
-    W = [
-        cl.on(t, _symmetric_rows, A[t], [columns[s][t] for s in range(n_shards)],
-              int(offsets[t]))
-        for t in range(n_shards)
-    ]
-    halo = [cl.on(s, _Halo, W[s], s, offsets) for s in range(n_shards)]
-    needed = [[cl.on(s, _needed, halo[s], t) for t in range(n_shards)]
-              for s in range(n_shards)]
-    degree = cl.gather([cl.on(s, getattr, halo[s], "degree") for s in range(n_shards)])
-    est.halo_rows_ = np.array(
-        cl.gather([cl.on(s, operator.methodcaller("halo_sizes"), halo[s])
-                   for s in range(n_shards)])
-    ).sum(axis=1)
-    del neighbours, A, columns, W
-    degree = np.concatenate(degree)
-    lap("graph", f"halo of {int(est.halo_rows_.sum())} rows")
-
-    # the system, row block by row block
-    if est.laplacian == "normalized":
-        scale = np.zeros_like(degree)
-        np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
-        diagonal = np.full_like(degree, 1.0 + mu)
-    else:
-        scale = np.ones_like(degree)
-        # isolated unlabeled rows: the ridge of the single-machine system
-        # (the other rows without a labeled component stay exactly 0 in a
-        # solve started from 0, as there)
-        ridge = 1e-6 * max(degree.mean(), 1.0) * ((degree == 0) & unlabeled)
-        diagonal = degree + mu * labeled + ridge
-    B = np.zeros((n_samples, n_classes))
-    rows = np.flatnonzero(labeled)
-    B[rows, y_index[labeled]] = mu
-    if est.source == "poisson":
-        B[rows] -= B[rows].mean(axis=0)
-    systems = []
-    for s in range(n_shards):
-        own = slice(offsets[s], offsets[s + 1])
-        scale_halos = [
-            cl.on(t, _take, scale[offsets[t]:offsets[t + 1]], needed[s][t])
-            for t in range(n_shards) if t != s
-        ]
-        systems.append(cl.on(s, _system, halo[s], scale[own], scale_halos,
-                             diagonal[own], est.laplacian))
-    A_parts, inv_diag = zip(*(cl.split(s, systems[s], 2) for s in range(n_shards)))
-    del systems, halo
-
-    # block conjugate gradient (float64, Jacobi, columns frozen at tol)
-    b_norm = np.linalg.norm(B, axis=0)
-    b_norm = b_norm + (b_norm == 0)
-    target = est.tol * b_norm
-    state = [
-        cl.on(s, _cg_start, B[offsets[s]:offsets[s + 1]], inv_diag[s])
-        for s in range(n_shards)
-    ]
-    rr, rz = np.sum(cl.gather([cl.on(s, _sums_of, state[s])
-                               for s in range(n_shards)]), axis=0)
-    beta = np.zeros(n_classes)
-    norm = np.sqrt(rr)
-    n_iter = 0
-    while True:
-        active = norm > target
-        if not active.any() or n_iter >= est.max_iter:
-            break
-        # 1. the halo rows of the new direction, worker to worker
-        dirs = [
-            [cl.on(t, _direction_rows, state[t], beta, needed[s][t])
-             for t in range(n_shards) if t != s]
-            for s in range(n_shards)
-        ]
-        # 2. A P on every shard; the step sizes on the client
-        state = [cl.on(s, _product, A_parts[s], state[s], beta, dirs[s])
-                 for s in range(n_shards)]
-        pAp = np.sum(cl.gather([cl.on(s, _sums_of, state[s])
-                                for s in range(n_shards)]), axis=0)
-        alpha = np.where(active, rz / np.where(active, pAp, 1.0), 0.0)
-        # 3. the updates; the convergence check on the client
-        state = [cl.on(s, _step, state[s], alpha, inv_diag[s]) for s in range(n_shards)]
-        rr, rz_new = np.sum(cl.gather([cl.on(s, _sums_of, state[s])
-                                       for s in range(n_shards)]), axis=0)
-        beta = np.where(active, rz_new / np.where(active, rz, 1.0), 0.0)
-        rz = rz_new
+        rr, rz = self.sum(cl.on(s, _sums_of, state[s]) for s in self.shards)
+        beta = np.zeros(self.n_classes)
         norm = np.sqrt(rr)
-        n_iter += 1
-    residuals = norm / b_norm
-    G = np.concatenate(cl.gather([cl.on(s, _solution, state[s])
-                                 for s in range(n_shards)]))
-    del state, A_parts, inv_diag
-    if not (residuals <= est.tol).all():
-        warnings.warn(
-            f"Conjugate gradient stopped after max_iter={est.max_iter} "
-            f"iterations with relative residual {residuals.max():.2e} > "
-            f"tol={est.tol:g} in {int((residuals > est.tol).sum())} of "
-            f"{residuals.size} column(s). Increase max_iter or tol.",
-            ConvergenceWarning,
-        )
-    est.n_iter_ = n_iter
-    lap("label_propagation", f"{n_iter} iterations", n_iter)
+        n_iter = 0
+        while True:
+            active = norm > target
+            if not active.any() or n_iter >= est.max_iter:
+                break
+            # 1. the halo rows of the new direction, worker to worker
+            dirs = [
+                [cl.on(t, _direction_rows, state[t], beta, self.needed[s][t])
+                 for t in self.shards if t != s]
+                for s in self.shards
+            ]
+            # 2. A P on every shard; the step sizes on the client
+            state = [cl.on(s, _product, systems[s], state[s], beta, dirs[s])
+                     for s in self.shards]
+            pAp = self.sum(cl.on(s, _sums_of, state[s]) for s in self.shards)
+            alpha = np.where(active, rz / np.where(active, pAp, 1.0), 0.0)
+            # 3. the updates; the convergence check on the client
+            state = [cl.on(s, _step, state[s], alpha, systems[s]) for s in self.shards]
+            rr, rz_new = self.sum(cl.on(s, _sums_of, state[s]) for s in self.shards)
+            beta = np.where(active, rz_new / np.where(active, rz, 1.0), 0.0)
+            rz = rz_new
+            norm = np.sqrt(rr)
+            n_iter += 1
+        residuals = norm / b_norm
+        if not (residuals <= est.tol).all():
+            warnings.warn(
+                f"Conjugate gradient stopped after max_iter={est.max_iter} "
+                f"iterations with relative residual {residuals.max():.2e} > "
+                f"tol={est.tol:g} in {int((residuals > est.tol).sum())} of "
+                f"{residuals.size} column(s). Increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        est.n_iter_ = getattr(est, "n_iter_", 0) + n_iter
+        self.n_iter = n_iter
+        return [cl.on(s, _solution, state[s]) for s in self.shards]
 
-    _set_outputs(est, G, y_index, labeled, n_features)
-    est.n_shards_ = n_shards
-    lap("output", "distributions, confidences")
-    est.fit_stages_ = stages
-    return est
+    def propagate(self):
+        """The label propagation, then (HardNegativeLP) the rounds of mining
+        and the propagation on the cut graph; returns the solution's row
+        blocks and its orphan rows."""
+        est = self.est
+        est.n_iter_ = 0
+        F = self.solve(self.systems(self.base, self.base_orphan))
+        self.lap("label_propagation", f"{self.n_iter} iterations", self.n_iter)
+        if not hasattr(est, "n_rounds"):  # MixedLabelPropagation
+            return F, self.base_orphan
+        est.mining_ = est.mining
+        V = self.features() if est.mining == "two_view" else None
+        orphan, n_iter, negatives = self.base_orphan, 0, None
+        for round_ in range(est.n_rounds):
+            if round_:
+                F, orphan = self.solve_cut(negatives, F)
+                n_iter += self.n_iter
+            negatives = self.mine(F, orphan, V)
+        self.lap("mining", f"{est.n_rounds} rounds", n_iter)
+        F, orphan = self.solve_cut(negatives, F)
+        self.lap("mixed_solve", f"{self.n_iter} iterations", self.n_iter)
+        return F, orphan
 
+    def solve_cut(self, negatives, F):
+        """The propagation on the cut graph ``max(W - beta Wdis, 0)``,
+        warm-started from ``F``."""
+        cl = self.cl
+        cut = [cl.on(s, _cut, self.halo[s], negatives[s], self.est.beta)
+               for s in self.shards]
+        removed = sum(cl.gather([cl.on(s, operator.itemgetter(1), cut[s])
+                                 for s in self.shards]))
+        weights = [cl.on(s, _weights, self.halo[s], cl.on(s, operator.itemgetter(0), cut[s]))
+                   for s in self.shards]
+        orphan = self.orphans(weights) if removed else self.base_orphan
+        return self.solve(self.systems(weights, orphan), F), orphan
 
-def _set_outputs(est, G, y_index, labeled, n_features):
-    """The fitted attributes of the transduction, as at the end of ``fit``."""
-    from ._label_propagation import _class_mass_normalize, _warn_changed_labels
+    # -- the mining ----------------------------------------------------------
+    def mine(self, F, orphan, V):
+        """Negative weights from the agreement of the views across each
+        edge (as ``HardNegativeLP``'s two-view and agreement mining)."""
+        est, cl, C = self.est, self.cl, self.n_classes
+        present = np.bincount(self.y_index[self.labeled], minlength=C) > 0
+        uniform = present / present.sum()
+        factor = None
+        if est.class_mass_normalization:
+            mass = self.sum(cl.on(s, _mass, F[s], orphan[self.rows(s)]) for s in self.shards)
+            prior = np.bincount(self.y_index[self.labeled], minlength=C) / np.count_nonzero(
+                self.labeled
+            )
+            factor = np.zeros(C)
+            np.divide(prior, mass, out=factor, where=mass > 0)
+        views = [cl.on(s, _views, F[s], orphan[self.rows(s)], factor, uniform)
+                 for s in self.shards]
+        Pn = [cl.on(s, _view_part, views[s], 0) for s in self.shards]
+        Qn = [None] * self.n_shards
+        if V is not None:
+            model = self.discriminant(V, views)
+            Qn = [cl.on(s, _linear_view, V[s], model) for s in self.shards]
+        return [
+            cl.on(s, _agreement, self.halo[s], Pn[s], self.halos(s, Pn), Qn[s],
+                  [] if V is None else self.halos(s, Qn), est._temperature(),
+                  est.view_weight)
+            for s in self.shards
+        ]
 
-    n_classes = est.classes_.size
-    # rows whose solution is exactly 0: no labeled row reaches them
-    if est.class_mass_normalization:
-        G = _class_mass_normalize(G, y_index[labeled], n_classes)
-    present = np.bincount(y_index[labeled], minlength=n_classes) > 0
-    est._uniform = present / present.sum()
-    est.label_distributions_, empty = normalize_distributions(G, est._uniform)
-    est.transduction_ = est.classes_[est.label_distributions_.argmax(axis=1)]
-    est.confidence_ = entropy_confidence(est.label_distributions_)
-    est.confidence_[empty] = 0.0
-    est.n_features_in_ = n_features
-    est._distributed_fit = True
-    _warn_changed_labels(est, y_index, labeled)
+    def features(self):
+        """The rows of the linear view (as ``discriminant_features``): the
+        normalised rows, projected on their leading directions (fitted on a
+        sample of rows) when they have more than ``max(64, 2 C)`` columns."""
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.utils import check_random_state
+
+        cl, n, d = self.cl, self.n_samples, self.n_features
+        n_components = min(d, max(64, 2 * self.n_classes))
+        if d <= n_components:
+            return list(self.V)
+        rng = check_random_state(self.est.random_state)
+        n_components = min(n_components, d - 1, n - 1)
+        if n_components < 1:
+            return [cl.on(s, np.zeros, (int(self.offsets[s + 1] - self.offsets[s]), 1))
+                    for s in self.shards]
+        sample = np.sort(rng.choice(n, min(n, 20_000), replace=False))
+        parts = []
+        for s in self.shards:
+            local = sample[(sample >= self.offsets[s]) & (sample < self.offsets[s + 1])]
+            parts.append(cl.on(s, _rows_of, self.V[s], local - self.offsets[s]))
+        svd = TruncatedSVD(n_components, algorithm="randomized", random_state=rng)
+        svd.fit(np.concatenate(cl.gather(parts)))
+        return [cl.on(s, _transform, self.V[s], svd) for s in self.shards]
+
+    def discriminant(self, V, views):
+        """The linear discriminant of ``linear_discriminant_proba`` fitted on
+        all shards: its statistics reduced on the client."""
+        from sklearn.covariance import ledoit_wolf_shrinkage
+
+        from ._negatives import _SHRINKAGE_ROWS
+
+        cl, C, n = self.cl, self.n_classes, self.n_samples
+        rows = [
+            cl.on(s, _discriminant_rows, V[s], self.labeled[self.rows(s)],
+                  self.y_index[self.rows(s)], views[s])
+            for s in self.shards
+        ]
+        total = float(self.sum(
+            cl.on(s, lambda r: r[1].sum(), rows[s]) for s in self.shards
+        ))
+        if not total > 0:
+            return ("constant", np.full(C, 1.0 / C))
+        parts = cl.gather([cl.on(s, _class_sums, V[s], rows[s], total, C)
+                           for s in self.shards])
+        mass = np.sum([p[0] for p in parts], axis=0)
+        sums = np.sum([p[1] for p in parts], axis=0)
+        n_features = sums.shape[1]
+        present = np.flatnonzero(mass > 0)
+        means = sums[present] / mass[present, None]
+        position = np.full(C, -1)
+        position[present] = np.arange(present.size)
+        S = self.sum(cl.on(s, _scatter, V[s], rows[s], total, means, position)
+                     for s in self.shards)
+        shrinkage = 0.0
+        if n_features > 1:
+            sample = np.arange(0, n, -(-n // _SHRINKAGE_ROWS))
+            scaled = []
+            for s in self.shards:
+                local = sample[(sample >= self.offsets[s]) & (sample < self.offsets[s + 1])]
+                scaled.append(cl.on(s, _shrinkage_rows, V[s], rows[s], total, means,
+                                    position, local - self.offsets[s], n))
+            shrinkage = ledoit_wolf_shrinkage(
+                np.concatenate(cl.gather(scaled)), assume_centered=True
+            )
+        scale = np.trace(S) / n_features
+        if not scale > 0:
+            Q = np.zeros(C)
+            Q[present] = mass[present] / mass[present].sum()
+            return ("constant", Q)
+        S *= 1.0 - shrinkage
+        S.flat[:: n_features + 1] += (shrinkage + 1e-12) * scale
+        coef = np.linalg.solve(S, means.T)
+        offset = np.log(mass[present]) - 0.5 * np.einsum("cf,fc->c", means, coef)
+        return ("linear", coef, offset, present, C)
+
+    # -- the outputs ----------------------------------------------------------
+    def outputs(self, F, orphan):
+        """The fitted attributes of the transduction, as at the end of ``fit``."""
+        from ._label_propagation import _class_mass_normalize, _warn_changed_labels
+
+        est, C = self.est, self.n_classes
+        G = np.concatenate(self.cl.gather(F))
+        G[orphan] = 0.0
+        y_index, labeled = self.y_index, self.labeled
+        if est.class_mass_normalization:
+            G = _class_mass_normalize(G, y_index[labeled], C)
+        present = np.bincount(y_index[labeled], minlength=C) > 0
+        est._uniform = present / present.sum()
+        est.label_distributions_, empty = normalize_distributions(G, est._uniform)
+        est.transduction_ = est.classes_[est.label_distributions_.argmax(axis=1)]
+        est.confidence_ = entropy_confidence(est.label_distributions_)
+        est.confidence_[empty] = 0.0
+        est.n_features_in_ = self.n_features
+        est.n_shards_ = self.n_shards
+        est._distributed_fit = True
+        _warn_changed_labels(est, y_index, labeled)
+        self.lap("output", "distributions, confidences")
+        est.fit_stages_ = self.stages

@@ -54,16 +54,16 @@ def compare(reference, fitted, atol=1e-6):
 
 
 @pytest.mark.parametrize(
-    "params",
+    "params, chunks",
     [
-        {},
-        {"laplacian": "combinatorial"},
-        {"kernel": "power", "gamma": 3.0, "source": "poisson"},
-        {"class_mass_normalization": False, "mu": 0.1},
+        ({}, 400),
+        ({}, (600, 5, 595)),
+        ({"laplacian": "combinatorial"}, (600, 5, 595)),
+        ({"kernel": "power", "gamma": 3.0, "source": "poisson"}, 400),
+        ({"class_mass_normalization": False, "mu": 0.1}, 400),
     ],
-    ids=["default", "combinatorial", "power-poisson", "no-cmn"],
+    ids=["default", "tiny-shard", "combinatorial", "power-poisson", "no-cmn"],
 )
-@pytest.mark.parametrize("chunks", [400, (600, 5, 595)], ids=["even", "tiny-shard"])
 def test_same_transduction_as_one_machine(client, data, params, chunks):
     X, _, y = data
     params = dict(n_neighbors=8, tol=1e-9, **params)
@@ -78,6 +78,70 @@ def test_same_transduction_as_one_machine(client, data, params, chunks):
     assert fitted.n_shards_ == len(da.from_array(X, chunks=(chunks, -1)).chunks[0])
     assert fitted.n_iter_ > 0 and fitted.knn_backend_ == "faiss"
     assert set(fitted.fit_stages_) >= {"neighbors", "graph", "label_propagation"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_rounds": 2},
+        {"mining": "agreement", "n_rounds": 2},
+        {"laplacian": "combinatorial", "n_rounds": 2},
+        {"class_mass_normalization": False, "beta": 0.5, "n_rounds": 1},
+    ],
+    ids=["two_view", "agreement", "combinatorial", "no-cmn"],
+)
+def test_hard_negative_lp_same_transduction(client, data, params):
+    """The mining rounds (the views, the linear discriminant, the agreement
+    weights on the cut graph) on the shards, against one machine."""
+    X, _, y = data
+    params = dict(n_neighbors=8, tol=1e-9, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = HardNegativeLP(knn_backend="faiss", **params).fit(X, y)
+        fitted = dist.fit_distributed(
+            HardNegativeLP(**params), da.from_array(X, chunks=(500, -1)), y,
+            client=client,
+        )
+    compare(reference, fitted, atol=1e-5)
+    assert fitted.mining_ == reference.mining_
+    assert set(fitted.fit_stages_) >= {"mining", "mixed_solve"}
+
+
+def test_hard_negative_lp_wide_features(client):
+    """More columns than the linear view keeps: the projection is fitted on
+    the same sample of rows as on one machine."""
+    X, y = make_sphere_mixture(900, n_classes=5, n_features=80, random_state=1)
+    y = mask_labels(y, 4, random_state=1)
+    params = dict(n_neighbors=8, tol=1e-9, random_state=0, n_rounds=2)
+    reference = HardNegativeLP(knn_backend="faiss", **params).fit(X, y)
+    fitted = dist.fit_distributed(
+        HardNegativeLP(**params), da.from_array(X, chunks=(400, -1)), y, client=client
+    )
+    compare(reference, fitted, atol=1e-5)
+
+
+def test_cut_graph_orphans_are_uniform(client):
+    """Two touching clusters, one labeled class in each, and a strong cut
+    (beta=50): the cut graph leaves some rows without a labeled row in
+    their part of it (the graph itself is connected); they get the uniform
+    distribution, as on one machine."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[0],
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[1],
+    ])
+    y = np.full(600, -1)
+    y[:5], y[300:305] = 0, 1
+    params = dict(n_neighbors=6, tol=1e-9, n_rounds=2, beta=50.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = HardNegativeLP(knn_backend="faiss", **params).fit(X, y)
+        fitted = dist.fit_distributed(
+            HardNegativeLP(**params), da.from_array(X, chunks=(250, -1)), y,
+            client=client,
+        )
+    assert (reference.confidence_ == 0).sum() > 10  # the case is exercised
+    compare(reference, fitted, atol=1e-5)
 
 
 def test_string_labels_and_default_client(client, data):
@@ -132,7 +196,9 @@ def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypa
 @pytest.mark.parametrize(
     "estimator, X, y, error, match",
     [
-        (HardNegativeLP(), "dask", "y", TypeError, "HardNegativeLP"),
+        (HardNegativeLP("hard"), "dask", "y", ValueError, "mining"),
+        (HardNegativeLP(dissimilarity_loss="mixed"), "dask", "y", ValueError, "cut"),
+        ("LabelSpreading", "dask", "y", TypeError, "LabelSpreading"),
         (MixedLabelPropagation("mom"), "dask", "y", ValueError, "negatives=None"),
         (MixedLabelPropagation(knn_backend="exact"), "dask", "y", ValueError, "faiss"),
         (MixedLabelPropagation(), "numpy", "y", TypeError, "dask.array"),
@@ -142,6 +208,10 @@ def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypa
 )
 def test_bad_inputs_raise_clear_errors(client, data, estimator, X, y, error, match):
     X_, _, y_ = data
+    if estimator == "LabelSpreading":
+        from sklearn.semi_supervised import LabelSpreading
+
+        estimator = LabelSpreading()
     X = da.from_array(X_, chunks=(600, -1)) if X == "dask" else X_
     y = y_ if y == "y" else y_[:-1]
     with pytest.raises(error, match=match):
