@@ -79,7 +79,7 @@ def run(estimator, n_workers, rows_per_worker, n_classes, order, seed):
         warnings.simplefilter("ignore")
         with distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
         ) as cluster, distributed.Client(cluster) as client:
             Xd = da.from_array(X, chunks=(rows_per_worker, -1)).persist()
             distributed.wait(Xd)

@@ -141,7 +141,6 @@ class _Halo:
             start += needed.size
         self.W = sp.csr_matrix((W.data, ext, W.indptr), shape=(n_rows, start))
         self.W.sort_indices()
-        self.degree = np.asarray(W.sum(axis=1)).ravel()
 
     def halo_sizes(self):
         return np.array([n.size for n in self.needed])
@@ -434,6 +433,11 @@ def _as_dask_array(X):
         raise ValueError(
             "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
         )
+    if min(X.chunks[0]) < 1 or X.shape[0] < 2:
+        raise ValueError(
+            "X needs at least 2 rows and every chunk of rows (a shard) at least "
+            f"one; got chunks of {list(X.chunks[0])} rows."
+        )
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     return X
@@ -503,7 +507,7 @@ def fit_distributed(estimator, X, y, *, client=None):
     >>> X, y = load_digits(return_X_y=True)
     >>> y_train = mask_labels(y, 5, random_state=0)
     >>> with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-    ...                   dashboard_address=None) as cluster, Client(cluster):
+    ...                   dashboard_address=":0") as cluster, Client(cluster):
     ...     est = fit_distributed(HardNegativeLP(n_neighbors=10),
     ...                           da.from_array(X, chunks=(900, -1)), y_train)
     >>> est.n_shards_

@@ -28,7 +28,7 @@ def client():
         warnings.simplefilter("ignore")
         cluster = distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False,
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         client = distributed.Client(cluster)
     yield client
@@ -167,7 +167,7 @@ def test_processes(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster, distributed.Client(cluster) as client:
             fitted = dist.fit_distributed(
                 MixedLabelPropagation(n_neighbors=8, tol=1e-9),
@@ -204,6 +204,8 @@ def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypa
         (MixedLabelPropagation(), "numpy", "y", TypeError, "dask.array"),
         (MixedLabelPropagation(), "dask", "short", ValueError, "one label per row"),
         (MixedLabelPropagation(n_neighbors=0), "dask", "y", ValueError, "n_neighbors"),
+        (MixedLabelPropagation(), "empty-shard", "y", ValueError, "every chunk"),
+        (MixedLabelPropagation(), "dask", "unlabeled", ValueError, "label"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(client, data, estimator, X, y, error, match):
@@ -212,7 +214,10 @@ def test_bad_inputs_raise_clear_errors(client, data, estimator, X, y, error, mat
         from sklearn.semi_supervised import LabelSpreading
 
         estimator = LabelSpreading()
-    X = da.from_array(X_, chunks=(600, -1)) if X == "dask" else X_
-    y = y_ if y == "y" else y_[:-1]
+    if X == "empty-shard":
+        X = da.from_array(X_, chunks=((600, 0, 600), (X_.shape[1],)))
+    else:
+        X = da.from_array(X_, chunks=(600, -1)) if X == "dask" else X_
+    y = {"y": y_, "short": y_[:-1], "unlabeled": np.full_like(y_, -1)}[y]
     with pytest.raises(error, match=match):
         dist.fit_distributed(estimator, X, y, client=client)
