@@ -209,9 +209,16 @@ def _sources(n_rows, rows, values, n_classes):
     return B
 
 
+# The conjugate gradient runs in the Chronopoulos-Gear form: each iteration
+# needs one product and one reduction (r^T r, r^T u, w^T u with u = D^-1 r
+# and w = A u), so one round trip to the client instead of two. A shard's
+# state is ``((E, R, U, P, S, W), sums)``, ``S = A P``; the next task reads
+# the blocks, the client gathers only the sums (a small task picks them
+# out).
+
+
 def _cg_start(system, B, x0, x0_halos):
-    """``E = x0`` (or 0), ``R = B - A x0``, ``Z = D^-1 R``, ``P = Z`` and
-    the sums ``(r^T r, r^T z)`` per column."""
+    """``E = x0`` (or 0), ``R = B - A x0``, ``U = D^-1 R``, ``P = S = 0``."""
     A, inv_diag = system
     R = np.array(B, dtype=np.float64)
     if x0 is None:
@@ -219,52 +226,43 @@ def _cg_start(system, B, x0, x0_halos):
     else:
         E = np.array(x0, dtype=np.float64)
         R -= A @ _extended(E, x0_halos)
-    Z = R * inv_diag[:, None]
-    return (E, R, Z, Z.copy()), _sums(R, Z)
+    zeros = np.zeros_like(R)
+    return (E, R, R * inv_diag[:, None], zeros, zeros.copy(), None), None
 
 
-def _sums(R, Z):
-    return np.stack([(R * R).sum(axis=0), (R * Z).sum(axis=0)])
-
-
-# The state of a shard's conjugate gradient is the pair ``((E, R, Z, P),
-# sums)`` returned by each step: the next task reads the blocks, the client
-# gathers only the sums (a small task picks them out).
-
-
-def _direction_rows(stepped, beta, rows):
-    """Rows ``rows`` of the new direction ``Z + beta P`` (a halo)."""
-    (_, _, Z, P), _ = stepped
-    return Z[rows] + beta * P[rows]
-
-
-def _product(system, stepped, beta, halos):
-    """The new direction ``P = Z + beta P`` of the shard's rows, ``A P`` and
-    the column sums ``p^T A p``."""
-    A, _ = system
-    (E, R, Z, P), _ = stepped
-    P = Z + beta * P
-    AP = A @ _extended(P, halos)
-    return (E, R, Z, P, AP), (P * AP).sum(axis=0)
-
-
-def _step(product, alpha, system):
-    """``E += alpha P``, ``R -= alpha A P``, ``Z = D^-1 R`` and the new sums
-    ``(r^T r, r^T z)``."""
+def _preconditioned_rows(state, alpha, beta, system, rows):
+    """Rows ``rows`` of ``U = D^-1 R`` after the update with ``alpha`` and
+    ``beta`` (a halo)."""
+    (_, R, U, _, S, W), _ = state
+    if alpha is None:
+        return U[rows]
     _, inv_diag = system
-    (E, R, Z, P, AP), _ = product
-    E = E + alpha * P
-    R = R - alpha * AP
-    Z = R * inv_diag[:, None]
-    return (E, R, Z, P), _sums(R, Z)
+    return inv_diag[rows, None] * (R[rows] - alpha * (W[rows] + beta * S[rows]))
+
+
+def _iterate(system, state, alpha, beta, halos):
+    """The update ``P = U + beta P``, ``S = W + beta S``, ``E += alpha P``,
+    ``R -= alpha S``, ``U = D^-1 R`` (none before the first step), then
+    ``W = A U`` and the sums ``(r^T r, r^T u, w^T u)`` per column."""
+    A, inv_diag = system
+    (E, R, U, P, S, W), _ = state
+    if alpha is not None:
+        P = U + beta * P
+        S = W + beta * S
+        E = E + alpha * P
+        R = R - alpha * S
+        U = R * inv_diag[:, None]
+    W = A @ _extended(U, halos)
+    sums = np.stack([(R * R).sum(axis=0), (R * U).sum(axis=0), (W * U).sum(axis=0)])
+    return (E, R, U, P, S, W), sums
 
 
 def _sums_of(result):
     return result[1]
 
 
-def _solution(stepped):
-    return stepped[0][0]
+def _solution(state):
+    return state[0][0]
 
 
 # -- the mining (HardNegativeLP) on the workers --------------------------------
@@ -384,6 +382,13 @@ class _Cluster:
 
     def gather(self, futures):
         return self.client.gather(futures)
+
+
+def _ratio(a, b, active):
+    """``a / b`` on the active columns, 0 elsewhere."""
+    out = np.zeros_like(a)
+    np.divide(a, b, out=out, where=active & (b != 0))
+    return out
 
 
 def _check_estimator(estimator):
@@ -718,32 +723,37 @@ class _ShardedFit:
                   [] if x0 is None else self.halos(s, x0))
             for s in self.shards
         ]
-        rr, rz = self.sum(cl.on(s, _sums_of, state[s]) for s in self.shards)
-        beta = np.zeros(self.n_classes)
-        norm = np.sqrt(rr)
+        alpha = beta = gamma = None
         n_iter = 0
         while True:
-            active = norm > target
-            if not active.any() or n_iter >= est.max_iter:
-                break
-            # 1. the halo rows of the new direction, worker to worker
-            dirs = [
-                [cl.on(t, _direction_rows, state[t], beta, self.needed[s][t])
+            # the halo rows of the preconditioned residual, worker to worker,
+            # then the update and the product on every shard
+            halos = [
+                [cl.on(t, _preconditioned_rows, state[t], alpha, beta, systems[t],
+                       self.needed[s][t])
                  for t in self.shards if t != s]
                 for s in self.shards
             ]
-            # 2. A P on every shard; the step sizes on the client
-            state = [cl.on(s, _product, systems[s], state[s], beta, dirs[s])
+            state = [cl.on(s, _iterate, systems[s], state[s], alpha, beta, halos[s])
                      for s in self.shards]
-            pAp = self.sum(cl.on(s, _sums_of, state[s]) for s in self.shards)
-            alpha = np.where(active, rz / np.where(active, pAp, 1.0), 0.0)
-            # 3. the updates; the convergence check on the client
-            state = [cl.on(s, _step, state[s], alpha, systems[s]) for s in self.shards]
-            rr, rz_new = self.sum(cl.on(s, _sums_of, state[s]) for s in self.shards)
-            beta = np.where(active, rz_new / np.where(active, rz, 1.0), 0.0)
-            rz = rz_new
+            n_iter += alpha is not None
+            # the one reduction: convergence, step size and direction
+            rr, gamma_new, delta = self.sum(
+                cl.on(s, _sums_of, state[s]) for s in self.shards
+            )
             norm = np.sqrt(rr)
-            n_iter += 1
+            active = norm > target
+            if not active.any() or n_iter >= est.max_iter:
+                break
+            if gamma is None:
+                beta = np.zeros(self.n_classes)
+                denominator = delta
+            else:
+                beta = _ratio(gamma_new, gamma, active)
+                denominator = delta - beta * _ratio(gamma_new, alpha, active)
+            alpha = _ratio(gamma_new, denominator, active)
+            beta = np.where(active, beta, 0.0)
+            gamma = gamma_new
         residuals = norm / b_norm
         if not (residuals <= est.tol).all():
             warnings.warn(
