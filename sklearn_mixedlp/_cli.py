@@ -27,7 +27,10 @@ Example session (``digits.npy``: the 1797 x 64 digits features;
     label,confidence,proba_0,proba_1,proba_2,proba_3,proba_4,proba_5
     0,0.9186398667032514,0.9691656637049283,0.000559696047857417,0.0
 
-Progress goes to stderr (``--quiet`` silences it), the summary to stdout.
+Progress goes to stderr (``--quiet`` silences it; on a terminal, or with
+``--progress``, a progress bar follows each long stage), the summary to
+stdout. A ``.npy`` feature file is memory-mapped: float32 and float64 files
+are read in place, and a truncated file is reported before any work.
 Errors (a missing file, a wrong shape, non-numeric features, a label count
 that does not match the rows, no labeled row, ...) are reported on stderr as
 ``sklearn-mixedlp: error: ...`` with exit status 2, and no output is written;
@@ -51,7 +54,7 @@ import warnings
 import numpy as np
 
 from ._label_propagation import HardNegativeLP, MixedLabelPropagation
-from ._utils import UNLABELED_TEXT, unlabeled_mask
+from ._utils import UNLABELED_TEXT, progress_bars, unlabeled_mask
 from ._solvers import resolve_solver
 
 PROG = "sklearn-mixedlp"
@@ -119,8 +122,9 @@ example:
 """
 
 
-class CLIError(Exception):
-    """A usage or data error: reported on stderr, exit status 2."""
+class CLIError(ValueError):
+    """A usage or data error: reported on stderr, exit status 2 (a
+    :class:`ValueError`, for the callers of :func:`load_features`)."""
 
 
 class _Terminated(BaseException):
@@ -306,6 +310,14 @@ def build_parser():
         help="random seed of the approximate neighbour search",
     )
 
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar for each long stage of the fit (the neighbour "
+        "search, each conjugate-gradient solve) on stderr (default: when "
+        "stderr is a terminal; never with --quiet)",
+    )
     display = parser.add_mutually_exclusive_group()
     display.add_argument(
         "-q",
@@ -457,26 +469,81 @@ def _check_matrix(X, path):
             f"an array of shape {X.shape}"
         )
     if X.dtype != np.float32:
-        X = X.astype(np.float64)
+        # float64 (a memory-mapped file included) is kept as it is
+        X = X.astype(np.float64, copy=False)
     return X
+
+
+# Values checked per chunk of rows by _check_finite.
+_FINITE_CHUNK_ENTRIES = 2**22
 
 
 def _check_finite(X, path, first_line=None, columns=None):
     """Reject NaN and infinite features; ``first_line``: the CSV line number
-    of row 0, ``columns``: the CSV column names."""
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
+    of row 0, ``columns``: the CSV column names. Reads ``X`` once, by
+    chunks of rows (a memory-mapped file is not loaded whole)."""
+    step = max(1, _FINITE_CHUNK_ENTRIES // max(X.shape[1], 1))
+    n_bad, first = 0, None
+    for start in range(0, X.shape[0], step):
+        bad = ~np.isfinite(X[start : start + step])
+        count = int(np.count_nonzero(bad))
+        if count and first is None:
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            first = (i + start, j)
+        n_bad += count
+    if n_bad:
+        i, j = first
         row = f"row index {i}" if first_line is None else f"line {i + first_line}"
         column = f"column index {j}" if columns is None else f"column {columns[j]!r}"
         raise CLIError(
-            f"features in {path!r} contain {int(bad.sum())} NaN or infinite "
+            f"features in {path!r} contain {n_bad} NaN or infinite "
             f"value(s); the first is at {row}, {column}"
         )
 
 
+def _open_npy(path):
+    """A ``.npy`` file memory-mapped read-only (``np.load(path,
+    mmap_mode='r')``): the features are read from the file as the fit
+    needs them, not copied into memory. Its header is checked against the
+    file size first, so that a truncated file is reported as such."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            offset = fh.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise CLIError(f"cannot read {path!r} as .npy: {exc}") from None
+    if dtype.hasobject:
+        raise CLIError(
+            f"{path!r} is not a NumPy .npy file of numbers (it holds pickled "
+            "Python objects, which are not loaded for safety)"
+        )
+    expected = math.prod(shape) * dtype.itemsize
+    found = os.path.getsize(path) - offset
+    if found < expected:
+        shown = " x ".join(map(str, shape))
+        raise CLIError(
+            f"{path!r} is truncated: its header announces a {shown} array of "
+            f"{dtype} ({expected} bytes of data) but the file holds only "
+            f"{found} bytes after the header"
+        )
+    if expected == 0:
+        return np.load(path, allow_pickle=False)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"cannot read {path!r} as .npy: {exc}") from None
+
+
 def _load_array(path, features_key):
     ext = _extension(path)
+    if ext == ".npy":
+        if features_key is not None:
+            raise CLIError("--features-key only applies to .npz feature files")
+        return _open_npy(path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -489,10 +556,6 @@ def _load_array(path, features_key):
         raise CLIError(f"cannot read {path!r} as {ext}: {exc}") from None
     except (OSError, EOFError) as exc:
         raise CLIError(f"cannot read {path!r} as {ext}: {exc}") from None
-    if ext == ".npy":
-        if features_key is not None:
-            raise CLIError("--features-key only applies to .npz feature files")
-        return loaded
     with loaded:
         keys = list(loaded.files)
         if features_key is not None:
@@ -1073,8 +1136,9 @@ def _run(args):
     verbose = 0 if args.quiet else 1 + args.verbose
     estimator = make_estimator(args, verbose=verbose)
     say(f"fitting {_describe_estimator(args)}")
+    bars = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), progress_bars(bars and progress):
             estimator.fit(X, y)
     except (ValueError, ImportError) as exc:
         raise CLIError(f"fitting failed: {exc}") from None

@@ -33,6 +33,7 @@ from ._utils import (
     import_optional,
     is_cuda,
     is_installed,
+    progress_bar,
     safe_row_norms,
     thread_count,
 )
@@ -310,11 +311,14 @@ class NeighborIndex:
         chunk = max(1, _BLOCK_ENTRIES // max(n, 1))
         sims, idxs = [], []
         VT = self._V.T
+        bar = progress_bar(Q.shape[0], "neighbours (exact)")
         for start in range(0, Q.shape[0], chunk):
             S = _dense_block(Q[start : start + chunk] @ VT)
             s, i = _top_k(S, k)
             sims.append(s)
             idxs.append(i)
+            bar.update(s.shape[0])
+        bar.close()
         return np.vstack(sims), np.vstack(idxs)
 
     def _torch_kneighbors(self, Q, k, exclude_self=False):
@@ -350,12 +354,15 @@ class NeighborIndex:
                 order = np.argsort(cell.ravel(), kind="stable")
             else:
                 order = np.arange(n_queries)
+            bar = progress_bar(n_queries, "neighbours (faiss)")
             for start in range(0, n_queries, _FAISS_QUERY_CHUNK):
                 rows = order[start : start + _FAISS_QUERY_CHUNK]
                 s, i = self._faiss.search(Q32[rows], n_search)
                 if exclude_self:
                     s, i = _drop_self(s, i, k, rows)
                 sim[rows], idx[rows] = s, i
+                bar.update(rows.size)
+            bar.close()
         return sim, idx
 
     # -- pickling --------------------------------------------------------

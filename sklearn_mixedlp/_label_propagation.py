@@ -36,17 +36,23 @@ from ._graph import (
     search_neighbors,
     symmetrize,
 )
+from . import _kernels
 from ._negatives import (
-    agreement_weights,
+    _map_rows,
+    _row_spans,
+    agreement_data,
     check_negatives,
-    discriminant_features,
-    linear_discriminant_proba,
     control_negative_weights,
+    discriminant_features,
+    discriminant_unit_rows,
     hard_negative_weights,
     mom_negative_weights,
+    on_pattern,
+    unit_rows,
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import (
+    check_memory_mapped,
     entropy_confidence,
     fill_unlabeled,
     is_cuda,
@@ -92,27 +98,109 @@ class _StageClock:
             )
 
 
-def _with_diagonal(M, diagonal):
-    """CSR ``M + diag(diagonal)`` for ``M`` without stored diagonal entries
-    (``M`` is consumed), sorted indices, one pass and one copy."""
-    n = M.shape[0]
-    counts = np.diff(M.indptr)
-    indptr = M.indptr.astype(np.int64) + np.arange(n + 1)
-    index_dtype = np.int32 if indptr[-1] < 2**31 else np.int64
-    indices = np.empty(indptr[-1], dtype=index_dtype)
-    data = np.empty(indptr[-1])
-    # position of the diagonal entry of each row among its sorted columns
-    row = np.repeat(np.arange(n), counts)
-    below = np.bincount(row[M.indices < row], minlength=n)
-    diag_pos = indptr[:-1] + below
-    is_diag = np.zeros(indptr[-1], dtype=bool)
-    is_diag[diag_pos] = True
-    indices[is_diag] = np.arange(n)
-    data[is_diag] = diagonal
-    indices[~is_diag] = M.indices
-    data[~is_diag] = M.data
-    del M
-    return sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(n, n))
+# Stored entries per row range of the system and cut passes: compiled
+# (threads over ranges), numpy (one range at a time, its temporaries).
+_PASS_ENTRIES = 2**18
+_NUMPY_PASS_ENTRIES = 2**20
+
+
+class _Pattern:
+    """The sparsity pattern of a system ``A = diag(a) + sign S`` on a
+    graph ``M`` without stored diagonal entries: ``M``'s stored entries
+    with each row's diagonal entry inserted in column order.
+
+    Entry ``p`` of row ``i`` (column ``j``) of ``M`` sits at ``p + i + (j >
+    i)`` in the system, so a new system on the same graph (the cut graph
+    only rescales the affinities) needs only new values: :meth:`system`
+    writes them in one pass, and the index arrays are shared by all the
+    systems of a fit.
+    """
+
+    def __init__(self, M, kernels=None):
+        n = M.shape[0]
+        self.n, self.kernels = n, kernels
+        self.indptr = M.indptr
+        self.indices = M.indices
+        nnz = int(M.indptr[-1]) + n
+        index = np.int32 if nnz < 2**31 else np.int64
+        self.a_indptr = (M.indptr + np.arange(n + 1)).astype(index)
+        self.a_indices = np.empty(nnz, dtype=index)
+        self.diag_pos = np.empty(n, dtype=np.int64)
+        if kernels is not None:
+            _map_rows(
+                lambda rows: kernels.pattern_with_diagonal(
+                    M.indptr, M.indices, self.a_indices, self.diag_pos,
+                    rows.start, rows.stop,
+                ),
+                M.indptr,
+                _PASS_ENTRIES,
+            )
+            return
+        counts = np.diff(M.indptr)
+        for rows in _row_spans(M.indptr, _NUMPY_PASS_ENTRIES):
+            lo, hi = M.indptr[rows.start], M.indptr[rows.stop]
+            i = np.repeat(np.arange(rows.start, rows.stop), counts[rows])
+            j = M.indices[lo:hi]
+            above = j > i
+            self.a_indices[np.arange(lo, hi) + i + above] = j
+            below = np.bincount(i[~above] - rows.start, minlength=rows.stop - rows.start)
+            diag = M.indptr[rows.start : rows.stop] + np.arange(rows.start, rows.stop) + below
+            self.a_indices[diag] = np.arange(rows.start, rows.stop)
+            self.diag_pos[rows] = diag
+
+    def system(self, values, scale, sign, diagonal, out=None):
+        """CSR ``diag(diagonal) + sign * D_s M_values D_s`` on this pattern
+        (``D_s = diag(scale)``, ``M_values`` the graph's pattern with
+        ``values``), its values written into ``out`` when given."""
+        data = np.empty(self.a_indices.size) if out is None else out
+        kernels = self.kernels
+        if kernels is not None:
+            _map_rows(
+                lambda rows: kernels.scaled_offdiagonal(
+                    self.indptr, self.indices, values, scale, float(sign), data,
+                    rows.start, rows.stop,
+                ),
+                self.indptr,
+                _PASS_ENTRIES,
+            )
+        else:
+            counts = np.diff(self.indptr)
+            for rows in _row_spans(self.indptr, _NUMPY_PASS_ENTRIES):
+                lo, hi = self.indptr[rows.start], self.indptr[rows.stop]
+                i = np.repeat(np.arange(rows.start, rows.stop), counts[rows])
+                j = self.indices[lo:hi]
+                v = values[lo:hi] * scale[j]
+                v *= sign * scale[i]
+                data[np.arange(lo, hi) + i + (j > i)] = v
+        data[self.diag_pos] = diagonal
+        return sp.csr_matrix(
+            (data, self.a_indices, self.a_indptr), shape=(self.n, self.n)
+        )
+
+
+def _cut_values(W, wdis, beta, kernels=None):
+    """``max(w - beta wdis, 0)`` on the stored entries of ``W``, the row
+    sums of the result, and whether some positive affinity was cut to 0."""
+    cut = np.empty(W.nnz)
+    degree = np.empty(W.shape[0])
+    if kernels is not None:
+        removed = []
+
+        def fn(rows):
+            removed.append(kernels.cut_degrees(
+                W.indptr, W.data, wdis, float(beta), cut, degree, rows.start, rows.stop
+            ))
+
+        _map_rows(fn, W.indptr, _PASS_ENTRIES)
+        return cut, degree, sum(removed) > 0
+    np.subtract(W.data, beta * wdis, out=cut)
+    gone = cut <= 0
+    cut[gone] = 0.0
+    removed = bool(np.any(gone & (W.data > 0)))
+    degree = np.asarray(
+        sp.csr_matrix((cut, W.indices, W.indptr), shape=W.shape).sum(axis=1)
+    ).ravel()
+    return cut, degree, removed
 
 
 # The paper's label weight (alpha = 1 / (1 + mu) = 0.99 in Zhou's form).
@@ -179,6 +267,25 @@ def _cut_graph(W, Wdis, beta):
     return cut
 
 
+class _OnGraph:
+    """Weights on the stored entries of the fit's graph ``W`` (``values``
+    aligned with ``W.data``): the mined negatives, kept on ``W``'s pattern
+    so that the cut graph and its system reuse ``W``'s structure."""
+
+    def __init__(self, W, values):
+        self.W, self.values = W, values
+
+    def tocsr(self):
+        """The weights as a CSR matrix without stored zeros."""
+        return on_pattern(self.W, self.values)
+
+
+def _count_nonzero(Wdis):
+    if isinstance(Wdis, _OnGraph):
+        return int(np.count_nonzero(Wdis.values))
+    return int(Wdis.nnz)
+
+
 class _Mining:
     """What the negatives of a fit may read: the graph, the labels, the
     features (in the order of the solves), and the solves themselves.
@@ -238,11 +345,51 @@ class _Mining:
         P, _ = normalize_distributions(self.finish(G.copy(), orphan), present / present.sum())
         return P
 
+    def views(self, G, chunk_rows=2**14):
+        """What the mining reads of the distributions of :meth:`distributions`
+        for the latest solution ``G`` (left unchanged): their unit rows
+        (float32, see :func:`~sklearn_mixedlp._negatives.unit_rows`), their
+        arg-max and their confidence, computed in chunks of rows without an
+        ``n x C`` temporary."""
+        orphan = getattr(self, "_orphan", self.orphan)
+        n, C = G.shape
+        present = np.bincount(self.y_index[self.labeled], minlength=C) > 0
+        uniform = present / present.sum()
+        spans = [slice(a, min(a + chunk_rows, n)) for a in range(0, n, chunk_rows)]
+        factor = None
+        if self.est.class_mass_normalization:
+            # _class_mass_normalize, with the column masses summed by chunks
+            mass = np.zeros(C)
+            for s in spans:
+                g = np.clip(G[s], 0.0, None)
+                g[orphan[s]] = 0.0
+                mass += g.sum(axis=0)
+            prior = np.bincount(self.y_index[self.labeled], minlength=C) / np.count_nonzero(self.labeled)
+            factor = np.zeros(C)
+            np.divide(prior, mass, out=factor, where=mass > 0)
+        Pn = np.empty((n, C), dtype=np.float32)
+        labels = np.empty(n, dtype=np.int64)
+        confidence = np.empty(n)
+        for s in spans:
+            g = np.clip(G[s], 0.0, None)
+            g[orphan[s]] = 0.0
+            if factor is not None:
+                g *= factor
+            P, _ = normalize_distributions(g, uniform)
+            labels[s] = P.argmax(axis=1)
+            confidence[s] = entropy_confidence(P)
+            Pn[s] = unit_rows(P)
+        return Pn, labels, confidence
+
     def features(self):
         if self._data is None:
             return None
         X, perm = self._data
         V, _ = l2_normalize_quiet(X)
+        wide = sp.issparse(V) or V.shape[1] > max(64, 2 * self.n_classes)
+        if perm is not None and not wide:
+            # no projection (which samples rows): reorder the narrow rows first
+            V, perm = V[perm], None
         V = discriminant_features(V, self.n_classes, self.est.random_state)
         return V if perm is None else V[perm]
 
@@ -365,6 +512,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, negatives=None):
         clock = _StageClock(type(self).__name__, self.verbose)
         precomputed = self.knn_backend == "precomputed"
+        check_memory_mapped(X)
         X, y = validate_data(
             self,
             X,
@@ -403,8 +551,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         labeled = ~unlabeled
         orphan = self._unlabeled_components(W, labeled)
         _warn_orphans(orphan, self.n_neighbors_)
+        # compiled kernels for the graph, the mining and the solves, when
+        # numba is installed and the problem repays their compilation
+        self._fit_kernels = _kernels.get(W.nnz * n_classes)
         system = self._base_system(W, y_index, labeled, orphan)
-        system = dict(zip(("A", "B", "s"), system))
+        system = dict(zip(("A", "B", "s", "pattern"), system))
         row_scale = system.pop("s")
         clock.lap("graph", f"{W.nnz} stored entries")
         self.n_iter_ = 0
@@ -413,12 +564,13 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             None if precomputed else (X, perm), clock,
         )
         Wdis, F = self._negative_weights(mining)
+        n_negative = _count_nonzero(Wdis) // 2
         clock.lap(
             "mining" if F is not None else "negatives",
-            f"{Wdis.nnz // 2} negative edges",
+            f"{n_negative} negative edges",
             mining.n_iter,
         )
-        if Wdis.nnz == 0:
+        if n_negative == 0:
             G = mining.solve_lp() if F is None else F
         else:
             n_iter = self.n_iter_
@@ -427,6 +579,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             n_iter = self.n_iter_ - n_iter
             clock.lap("mixed_solve", f"{n_iter} iterations", n_iter)
         system.clear()  # free the systems before the outputs
+        del self._fit_kernels
+        if isinstance(Wdis, _OnGraph):
+            Wdis = Wdis.tocsr()
         G = mining.finish(G, orphan)
         if perm is not None:
             inverse = np.empty_like(perm)
@@ -548,8 +703,12 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         self.n_iter_ += result.n_iter
         return result
 
-    def _base_system(self, W, y_index, labeled, orphan):
-        """The label-propagation system ``(A, B)`` and the row scale.
+    def _base_system(
+        self, W, y_index, labeled, orphan, *, values=None, degree=None,
+        pattern=None, B=None, out=None,
+    ):
+        """The label-propagation system ``(A, B)``, the row scale and the
+        pattern of ``A``.
 
         ``laplacian='combinatorial'`` (eq. 16): ``A = L + U``, ``B = U Y``,
         with a tiny ridge on graph components without labels.
@@ -557,32 +716,41 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         D^-1/2 W D^-1/2``, ``B = mu Y``, i.e. ``(I - alpha S) F = (1 -
         alpha) Y`` with ``alpha = 1 / (1 + mu)``; its eigenvalues lie in
         ``[mu, 2 + mu]``, so conjugate gradient converges in few
-        iterations. Returns ``(A, B, s)`` where ``s`` scales the rows of a
-        solution into scores whose neighbour average is eq. 17's fixed
-        point (1 for the combinatorial Laplacian, ``D^-1/2`` otherwise).
+        iterations. Returns ``(A, B, s, pattern)`` where ``s`` scales the
+        rows of a solution into scores whose neighbour average is eq. 17's
+        fixed point (1 for the combinatorial Laplacian, ``D^-1/2``
+        otherwise), and ``pattern`` the :class:`_Pattern` of ``A``.
+
+        ``values`` (with their row sums ``degree``) replace the affinities
+        of ``W`` on its stored entries (a cut graph), ``pattern`` and ``B``
+        are reused when given, and ``out`` receives the values of ``A``.
         """
-        degree = np.asarray(W.sum(axis=1)).ravel()
+        if values is None:
+            values = W.data
+            degree = np.asarray(W.sum(axis=1)).ravel()
         mu = self.mu_
-        # B = U Y = mu Y: mu on the labeled rows, in their class's column
-        B = np.zeros((W.shape[0], self.classes_.size))
-        rows = np.flatnonzero(labeled)
-        B[rows, y_index[labeled]] = mu
-        if self.source == "poisson":
-            # Poisson-type sources: the labels minus their mean, so that
-            # each class's sources sum to zero
-            B[rows] -= B[rows].mean(axis=0)
+        if B is None:
+            # B = U Y = mu Y: mu on the labeled rows, in their class's column
+            B = np.zeros((W.shape[0], self.classes_.size))
+            rows = np.flatnonzero(labeled)
+            B[rows, y_index[labeled]] = mu
+            if self.source == "poisson":
+                # Poisson-type sources: the labels minus their mean, so that
+                # each class's sources sum to zero
+                B[rows] -= B[rows].mean(axis=0)
+        if pattern is None:
+            pattern = _Pattern(W, getattr(self, "_fit_kernels", None))
         if self.laplacian == "combinatorial":
             ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
             # L + U (+ ridge), eq. 16
-            A = _with_diagonal(-W, degree + mu * labeled + ridge)
-            return A, B, np.ones_like(degree)
+            scale = np.ones_like(degree)
+            A = pattern.system(values, scale, -1.0, degree + mu * labeled + ridge, out)
+            return A, B, scale, pattern
         scale = np.zeros_like(degree)
         np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
-        # (1 + mu) I - D^-1/2 W D^-1/2, built on a copy of W's structure
-        S = W.copy()
-        S.data *= -scale[S.indices]
-        S.data *= np.repeat(scale, np.diff(S.indptr))
-        return _with_diagonal(S, np.full_like(degree, 1.0 + mu)), B, scale
+        # (1 + mu) I - D^-1/2 W D^-1/2
+        A = pattern.system(values, scale, -1.0, np.full_like(degree, 1.0 + mu), out)
+        return A, B, scale, pattern
 
     def _mixed_solve(self, system, W, Wdis, F, row_scale, mining, keep=False):
         """Solve the propagation with the negatives ``Wdis``; returns the
@@ -599,12 +767,39 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         D^-1/2``; the cut graph gets its own degrees. Unless ``keep``, the
         base system ``system['A']`` is dropped and the warm start ``F``
         overwritten by the solution, to save memory."""
+        if self.dissimilarity_loss == "cut" and isinstance(Wdis, _OnGraph):
+            # the cut graph is W with new values: same pattern, same system
+            # structure, same row order; without keep, its values overwrite
+            # those of the base system
+            cut, degree, removed = _cut_values(
+                W, Wdis.values, self.beta, getattr(self, "_fit_kernels", None)
+            )
+            orphan = mining.orphan
+            if removed:
+                # the parts of the cut graph: its edges cut to 0 are no edges
+                # (connected_components counts a stored zero as one)
+                W_cut = sp.csr_matrix(
+                    (cut, W.indices, W.indptr), shape=W.shape, copy=True
+                )
+                W_cut.eliminate_zeros()
+                orphan = self._unlabeled_components(W_cut, mining.labeled)
+                del W_cut
+            base = system["A"] if keep else system.pop("A")
+            A, B, _, _ = self._base_system(
+                W, mining.y_index, mining.labeled, orphan, values=cut,
+                degree=degree, pattern=system["pattern"], B=system["B"],
+                out=None if keep else base.data,
+            )
+            del base, cut
+            return self._cg(A, B, x0=F, overwrite_x0=not keep).X, orphan
+        if isinstance(Wdis, _OnGraph):
+            Wdis = Wdis.tocsr()
         if self.dissimilarity_loss == "cut":
             if not keep:
                 system.pop("A", None)
             W_cut = _cut_graph(W, Wdis, self.beta)
             orphan = self._unlabeled_components(W_cut, mining.labeled)
-            A, B, _ = self._base_system(
+            A, B, _, _ = self._base_system(
                 W_cut, mining.y_index, mining.labeled, orphan
             )
             del W_cut
@@ -655,6 +850,13 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             Probabilities, columns ordered as ``classes_``.
         """
         check_is_fitted(self)
+        if getattr(self, "_distributed_fit", False):
+            raise ValueError(
+                f"This {type(self).__name__} was fitted by fit_distributed: its "
+                "training rows stay on the cluster, so it cannot place new rows; "
+                "read transduction_ and label_distributions_, or fit it on one "
+                "machine to predict."
+            )
         # the dense-only neighbour indexes cannot search sparse rows
         dense_only = self.knn_backend_ in ("faiss", "torch")
         X = validate_data(
@@ -1231,18 +1433,23 @@ class HardNegativeLP(_BaseMixedLP):
         for round_ in range(self.n_rounds):
             if round_:
                 F = mining.solve_mixed(Wdis, F)
-            P = mining.distributions(F)
-            Q = None
+            # the unit rows of the distributions P, their arg-max and
+            # confidence (P itself is not kept)
+            Pn, pseudo, confidence = mining.views(F)
+            Qn = None
             if V is not None:
                 # the second view: a linear discriminant on the labels and
                 # the pseudolabels, each weighted by its confidence
-                labels = np.where(labeled, y_index, P.argmax(axis=1))
-                weights = np.where(labeled, 1.0, entropy_confidence(P))
-                Q = linear_discriminant_proba(V, labels, weights, P.shape[1])
-            Wdis = agreement_weights(
-                mining.W, P, Q, temperature=self._temperature(),
+                labels = np.where(labeled, y_index, pseudo)
+                weights = np.where(labeled, 1.0, confidence)
+                Qn = discriminant_unit_rows(V, labels, weights, Pn.shape[1])
+            del pseudo, confidence
+            # agreement_weights, on the stored entries of W
+            Wdis = _OnGraph(mining.W, agreement_data(
+                mining.W, Pn, Qn, temperature=self._temperature(),
                 view_weight=self.view_weight,
-            )
+            ))
+            del Pn, Qn
         return Wdis, F
 
     def _temperature(self):

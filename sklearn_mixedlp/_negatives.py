@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.utils import check_random_state
 
+from . import _kernels
 from ._utils import available_cores, entropy_confidence, normalize_distributions
 
 # Edges processed per chunk is _CHUNK_ENTRIES // n_classes (a chunk of
@@ -178,14 +179,6 @@ def _map_chunks(fn, n_edges, n_classes):
             pass
 
 
-def _unit_rows(P):
-    """Rows of ``P`` scaled to unit norm (float32; zero rows stay zero)."""
-    norms = np.linalg.norm(P, axis=1, keepdims=True)
-    return np.divide(P, norms, out=np.zeros_like(P), where=norms > 0).astype(
-        np.float32, copy=False
-    )
-
-
 def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
     """Negative weights from the disagreement of two views across each edge.
 
@@ -219,22 +212,100 @@ def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
     Wdis : sparse CSR matrix of shape (n_samples, n_samples)
         Symmetric dissimilarity weights on the sparsity pattern of ``W``.
     """
-    n_samples, n_classes = P.shape
-    rows, cols, w = _upper_edges(W)
-    Pn = _unit_rows(P)
-    Qn = None if Q is None else _unit_rows(Q)
-    values = np.empty(rows.size)
+    W = sp.csr_matrix(W)
+    W.sort_indices()
+    values = agreement_data(
+        W, unit_rows(P), None if Q is None else unit_rows(Q),
+        temperature=temperature, view_weight=view_weight,
+    )
+    return on_pattern(W, values)
 
-    def chunk(s):
-        i, j = rows[s], cols[s]
+
+def on_pattern(W, values):
+    """The CSR matrix of ``values`` on the stored entries of ``W``, without
+    stored zeros (the index arrays are copied: ``W`` is left alone)."""
+    M = sp.csr_matrix((values, W.indices.copy(), W.indptr.copy()), shape=W.shape)
+    M.eliminate_zeros()
+    return M
+
+
+def unit_rows(P):
+    """Rows of ``P`` scaled to unit norm, as float32 (zero rows stay
+    zero): the rows whose dot products :func:`agreement_data` takes."""
+    norms = np.linalg.norm(P, axis=1, keepdims=True)
+    return np.divide(P, norms, out=np.zeros_like(P), where=norms > 0).astype(
+        np.float32, copy=False
+    )
+
+
+_unit_rows = unit_rows
+
+
+def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5):
+    """The values of :func:`agreement_weights` on every stored entry of the
+    CSR matrix ``W``, in the order of ``W.data``, from the unit rows ``Pn``
+    (and ``Qn``) of :func:`unit_rows`.
+
+    Both triangles are computed, each entry from its own row: ``(i, j)``
+    and ``(j, i)`` multiply the same numbers in the same order, so the
+    result is exactly symmetric. With the compiled kernels (numba) each
+    row's neighbours are read in place, on all cores; without, the edges
+    are taken in chunks of rows with numpy.
+    """
+    values = np.empty(W.nnz)
+    if W.nnz == 0:
+        return values
+    kernels = _kernels.get(W.nnz * Pn.shape[1])
+    if kernels is not None:
+        Q = Qn if Qn is not None else Pn[:, :0]
+        w = np.ascontiguousarray(W.data, dtype=np.float64)
+
+        def fn(rows):
+            kernels.agreement_values(
+                W.indptr, W.indices, w, Pn, Q, Qn is not None, float(view_weight),
+                float(temperature), values, rows.start, rows.stop,
+            )
+
+        _map_rows(fn, W.indptr, 2**18)
+        return values
+    counts = np.diff(W.indptr)
+
+    def chunk(rows):
+        lo, hi = W.indptr[rows.start], W.indptr[rows.stop]
+        i = np.repeat(np.arange(rows.start, rows.stop), counts[rows])
+        j = W.indices[lo:hi]
         e = 1.0 - np.einsum("ec,ec->e", Pn[i], Pn[j], dtype=np.float64)
         if Qn is not None:
-            e += view_weight * (1.0 - np.einsum("ec,ec->e", Qn[i], Qn[j], dtype=np.float64))
+            e += view_weight * (
+                1.0 - np.einsum("ec,ec->e", Qn[i], Qn[j], dtype=np.float64)
+            )
         np.clip(e, 0.0, None, out=e)
-        values[s] = w[s] * -np.expm1(-e / temperature)
+        values[lo:hi] = W.data[lo:hi] * -np.expm1(-e / temperature)
 
-    _map_chunks(chunk, rows.size, n_classes)
-    return _symmetric_from_upper(rows, cols, values, n_samples)
+    _map_rows(chunk, W.indptr, _CHUNK_ENTRIES // max(Pn.shape[1], 1))
+    return values
+
+
+def _row_spans(indptr, entries):
+    """Consecutive row ranges of about ``entries`` stored entries each."""
+    n_rows, nnz = indptr.size - 1, int(indptr[-1])
+    cuts = np.searchsorted(indptr, np.arange(0, nnz, max(1, entries)), side="right") - 1
+    cuts = np.unique(np.r_[0, np.clip(cuts, 0, n_rows), n_rows])
+    return [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def _map_rows(fn, indptr, entries):
+    """``fn(rows)`` over row ranges of about ``entries`` stored entries, on
+    all cores; each range writes its own part of the output."""
+    spans = _row_spans(indptr, entries)
+    n_threads = min(len(spans), available_cores())
+    if n_threads <= 1:
+        for rows in spans:
+            fn(rows)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in pool.map(fn, spans):
+            pass
 
 
 def discriminant_features(X, n_classes, random_state=None):
@@ -256,12 +327,16 @@ def discriminant_features(X, n_classes, random_state=None):
 
     Returns
     -------
-    V : ndarray of shape (n_samples, n_components), float64
+    V : ndarray of shape (n_samples, n_components)
+        float32 for float32 rows, else float64.
     """
     n_samples, n_features = X.shape
     n_components = min(n_features, max(64, 2 * n_classes))
     if n_features <= n_components:
-        return X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        # float32 rows stay float32 (the discriminant computes in float64,
+        # by chunks of rows): no float64 copy of a large feature matrix
+        V = X.toarray() if sp.issparse(X) else np.asarray(X)
+        return V if V.dtype in (np.float32, np.float64) else V.astype(np.float64)
     from sklearn.decomposition import TruncatedSVD
 
     rng = check_random_state(random_state)
@@ -273,7 +348,8 @@ def discriminant_features(X, n_classes, random_state=None):
     sample = rng.choice(n_samples, min(n_samples, 20_000), replace=False)
     svd = TruncatedSVD(n_components, algorithm="randomized", random_state=rng)
     svd.fit(X[np.sort(sample)])
-    return np.asarray(svd.transform(X), dtype=np.float64)
+    V = np.asarray(svd.transform(X))
+    return V if V.dtype in (np.float32, np.float64) else V.astype(np.float64)
 
 
 def linear_discriminant_proba(V, labels, weights, n_classes, *, shrinkage=None):
@@ -306,44 +382,91 @@ def linear_discriminant_proba(V, labels, weights, n_classes, *, shrinkage=None):
     Q : ndarray of shape (n_samples, n_classes)
         Row-stochastic class probabilities.
     """
+    model = _fit_discriminant(V, labels, weights, n_classes, shrinkage)
+    Q = np.empty((V.shape[0], n_classes))
+    for s in _row_blocks(V.shape[0]):
+        Q[s] = _discriminant_proba(model, V[s])
+    return Q
+
+
+def discriminant_unit_rows(V, labels, weights, n_classes, *, shrinkage=None):
+    """:func:`unit_rows` of :func:`linear_discriminant_proba`, computed in
+    chunks of rows (float32, without the ``n x C`` float64 probabilities)."""
+    model = _fit_discriminant(V, labels, weights, n_classes, shrinkage)
+    Qn = np.empty((V.shape[0], n_classes), dtype=np.float32)
+    for s in _row_blocks(V.shape[0]):
+        Qn[s] = unit_rows(_discriminant_proba(model, V[s]))
+    return Qn
+
+
+def _row_blocks(n_rows, rows=2**14):
+    return [slice(a, min(a + rows, n_rows)) for a in range(0, n_rows, rows)]
+
+
+def _fit_discriminant(V, labels, weights, n_classes, shrinkage):
+    """``(kind, ...)``: the constant probabilities of a degenerate fit, or
+    the coefficients, offsets and present classes of the discriminant.
+    ``O(n d^2)``: the class sums and the pooled covariance are
+    accumulated over row chunks, in float64."""
     n_samples, n_features = V.shape
     weights = np.asarray(weights, dtype=np.float64)
+    labels = np.asarray(labels)
     total = weights.sum()
-    Q = np.zeros((n_samples, n_classes))
     if not total > 0:
-        Q[:] = 1.0 / n_classes
-        return Q
+        return ("constant", np.full(n_classes, 1.0 / n_classes))
     w = weights / total
     mass = np.bincount(labels, weights=w, minlength=n_classes)
     present = np.flatnonzero(mass > 0)
+    # the class sums, by chunks of rows in float64 (V may be float32)
     sums = np.zeros((n_classes, n_features))
-    np.add.at(sums, labels, V * w[:, None])
+    for s in _row_blocks(n_samples, 2**16):
+        onehot = sp.csr_matrix(
+            (w[s], (labels[s], np.arange(s.stop - s.start))),
+            shape=(n_classes, s.stop - s.start),
+        )
+        sums += onehot @ np.asarray(V[s], dtype=np.float64)
     means = sums[present] / mass[present, None]
     position = np.full(n_classes, -1)
     position[present] = np.arange(present.size)
-    residual = V - means[position[labels]]
-    S = (residual * w[:, None]).T @ residual
+    S = np.zeros((n_features, n_features))
+    for s in _row_blocks(n_samples):
+        residual = V[s] - means[position[labels[s]]]
+        S += (residual * w[s, None]).T @ residual
     # Ledoit-Wolf intensity on the residuals scaled so that their plain
     # covariance is the weighted one, estimated on a sample of rows
     if shrinkage is None and n_features > 1:
         # every row, or an evenly strided sample of them
         sample = slice(None, None, -(-n_samples // _SHRINKAGE_ROWS))
-        scaled = residual[sample] * np.sqrt(w[sample] * n_samples)[:, None]
+        residual = V[sample] - means[position[labels[sample]]]
+        scaled = residual * np.sqrt(w[sample] * n_samples)[:, None]
         shrinkage = ledoit_wolf_shrinkage(scaled, assume_centered=True)
     elif shrinkage is None:
         shrinkage = 0.0
     scale = np.trace(S) / n_features
     if not scale > 0:
-        Q[:, present] = mass[present] / mass[present].sum()
-        return Q
+        Q = np.zeros(n_classes)
+        Q[present] = mass[present] / mass[present].sum()
+        return ("constant", Q)
     S *= 1.0 - shrinkage
     S.flat[:: n_features + 1] += (shrinkage + 1e-12) * scale
     coef = np.linalg.solve(S, means.T)  # (n_features, n_present)
-    logits = V @ coef
-    logits += np.log(mass[present]) - 0.5 * np.einsum("cf,fc->c", means, coef)
+    offset = np.log(mass[present]) - 0.5 * np.einsum("cf,fc->c", means, coef)
+    return ("linear", coef, offset, present, n_classes)
+
+
+def _discriminant_proba(model, V):
+    """The probabilities of a :func:`_fit_discriminant` model for rows ``V``."""
+    if model[0] == "constant":
+        return np.tile(model[1], (V.shape[0], 1))
+    _, coef, offset, present, n_classes = model
+    logits = np.asarray(V @ coef)
+    logits += offset
     logits -= logits.max(axis=1, keepdims=True)
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=1, keepdims=True)
+    if present.size == n_classes:
+        return logits
+    Q = np.zeros((V.shape[0], n_classes))
     Q[:, present] = logits
     return Q
 

@@ -26,19 +26,21 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.exceptions import ConvergenceWarning
-from tqdm.auto import tqdm
-
+from . import _kernels
 from ._utils import (
     available_cores,
+    progress_bar,
     check_cuda_device,
     check_device,
     cuda_available,
     import_optional,
     is_cuda,
+    missing_dependency,
     thread_count,
 )
 
 SOLVERS = ("auto", "scipy", "torch")
+KERNELS = ("auto", "numba", "scipy")
 
 
 @dataclass
@@ -196,7 +198,7 @@ class _HostBlocks:
     whatever the number of threads.
     """
 
-    def __init__(self, inv_diag, n_cols, dtype, n_threads):
+    def __init__(self, inv_diag, n_cols, dtype, n_threads, kernels=None):
         self.dtype = dtype
         self.inv_diag = inv_diag.astype(dtype)[:, None]
         n_rows = inv_diag.shape[0]
@@ -206,8 +208,13 @@ class _HostBlocks:
         self.n_threads = max(1, min(int(n_threads), n_chunks))
         # thread g handles the contiguous run of chunks groups[g]
         self.groups = np.array_split(np.arange(n_chunks), self.n_threads)
-        self.tmp = [np.empty((rows, n_cols), dtype) for _ in range(self.n_threads)]
         self.pool = ThreadPoolExecutor(self.n_threads) if self.n_threads > 1 else None
+        # the compiled kernels (see _kernels) fuse each update into one pass
+        self.kernels = kernels
+        self.tmp = [np.empty((rows, n_cols), dtype) for _ in range(self.n_threads)]
+        if kernels is not None:
+            self.inv_diag_flat = np.ascontiguousarray(self.inv_diag[:, 0])
+            self.sums = np.empty((2, n_chunks, n_cols))
 
     def close(self):
         if self.pool is not None:
@@ -227,6 +234,25 @@ class _HostBlocks:
         if self.pool is None:
             return run(0)
         return [r for part in self.pool.map(run, range(self.n_threads)) for r in part]
+
+    def map_groups(self, fn):
+        """``fn(first, last)`` for the run of chunks ``first .. last - 1``
+        of each thread (a compiled kernel per thread)."""
+        spans = [(int(g[0]), int(g[-1]) + 1) for g in self.groups if g.size]
+        if self.pool is None:
+            for first, last in spans:
+                fn(first, last)
+            return
+        for _ in self.pool.map(lambda span: fn(*span), spans):
+            pass
+
+    def chunk_sums(self, sums):
+        """Per-chunk sums (a ``(n_chunks, C)`` array) added in chunk order,
+        as :meth:`colsum` adds the numpy path's."""
+        total = np.zeros(sums.shape[1])
+        for part in sums:
+            total += part
+        return total
 
     @staticmethod
     def colsum(parts, n_cols):
@@ -260,6 +286,13 @@ class _HostBlocks:
 
     def norms(self, R):
         """``(sum R^2, sum R D^-1 R)`` per column."""
+        if self.kernels is not None:
+            rr, rz = self.sums
+            b, d = self.bounds, self.inv_diag_flat
+            self.map_groups(
+                lambda first, last: self.kernels.cg_norms(R, d, b, first, last, rr, rz)
+            )
+            return self.chunk_sums(rr), self.chunk_sums(rz)
         parts = self.map(lambda i, s, t: self._norms(R[s], s, t))
         rr_rz = self.colsum(parts, (2, R.shape[1]))
         return rr_rz[0], rr_rz[1]
@@ -268,6 +301,15 @@ class _HostBlocks:
         """``X += alpha P`` and ``R -= alpha AP`` in one pass; returns
         :meth:`norms` of the new ``R``."""
         alpha = alpha.astype(self.dtype)
+        if self.kernels is not None:
+            rr, rz = self.sums
+            b, d = self.bounds, self.inv_diag_flat
+            self.map_groups(
+                lambda first, last: self.kernels.cg_step(
+                    X, R, P, AP, alpha, d, b, first, last, rr, rz
+                )
+            )
+            return self.chunk_sums(rr), self.chunk_sums(rz)
 
         def fn(i, s, t):
             r = R[s]
@@ -283,6 +325,14 @@ class _HostBlocks:
     def direction(self, P, R, beta):
         """``P = D^-1 R + beta P``."""
         beta = beta.astype(self.dtype)
+        if self.kernels is not None:
+            b, d = self.bounds, self.inv_diag_flat
+            self.map_groups(
+                lambda first, last: self.kernels.cg_direction(
+                    P, R, beta, d, b[first], b[last]
+                )
+            )
+            return
 
         def fn(i, s, t):
             p = P[s]
@@ -404,6 +454,54 @@ class _ScipyProduct:
         return self.blocks.colsum(parts, P.shape[1]) if dot else None
 
 
+class _CompiledProduct:
+    """``A @ P`` with the compiled row-blocked kernel
+    (:func:`~sklearn_mixedlp._kernels_numba.csr_matmat`) on the row chunks
+    of ``blocks``, a run of chunks per thread; the column dot products of
+    ``P`` and ``A @ P`` are fused into the same pass."""
+
+    def __init__(self, A, dtype, blocks, kernels, like=None):
+        A = sp.csr_matrix(A)
+        self.blocks, self.kernels = blocks, kernels
+        if like is not None:
+            self.indptr, self.indices = like.indptr, like.indices
+        else:
+            index = np.int32 if max(A.nnz, A.shape[0]) < 2**31 else np.int64
+            self.indptr = A.indptr.astype(index, copy=False)
+            self.indices = A.indices.astype(index, copy=False)
+        self.data = A.data.astype(dtype, copy=False)
+        self.dots = np.empty((len(blocks.bounds) - 1, 0))
+
+    def _dots(self, n_cols):
+        if self.dots.shape[1] != n_cols:
+            self.dots = np.empty((len(self.blocks.bounds) - 1, n_cols))
+        return self.dots
+
+    def __call__(self, P, out, dot=False):
+        """Write ``A @ P`` into ``out``; with ``dot``, also return the column
+        dot products of ``P`` and ``A @ P``."""
+        dots, b = self._dots(P.shape[1]), self.blocks.bounds
+        self.blocks.map_groups(
+            lambda first, last: self.kernels.csr_matmat(
+                self.indptr, self.indices, self.data, P, out, b, first, last,
+                dots, dot,
+            )
+        )
+        return self.blocks.chunk_sums(dots) if dot else None
+
+    def residual_into(self, B, X, R):
+        """``R = B - A @ X`` (in ``X``'s precision, stored in ``R``'s);
+        returns the column norms of the residual."""
+        B = np.ascontiguousarray(B, dtype=X.dtype)
+        sq, b = self._dots(X.shape[1]), self.blocks.bounds
+        self.blocks.map_groups(
+            lambda first, last: self.kernels.csr_residual(
+                self.indptr, self.indices, self.data, X, B, R, b, first, last, sq
+            )
+        )
+        return np.sqrt(self.blocks.chunk_sums(sq))
+
+
 class _TorchProduct:
     """``A @ P`` with ``torch.sparse_csr_tensor`` (CPU or CUDA); on the CPU
     it takes numpy arrays and works on zero-copy tensor views of them.
@@ -445,15 +543,21 @@ class _Operator:
     the sparse product (``product``) of a backend."""
 
     def __init__(
-        self, A, inv_diag, n_cols, solver, device, dtype, n_threads, like=None
+        self, A, inv_diag, n_cols, solver, device, dtype, n_threads, like=None,
+        kernels=None,
     ):
         if solver == "torch" and is_cuda(device):
             self.blocks = _DeviceBlocks(inv_diag, n_cols, dtype, device)
         else:
-            self.blocks = _HostBlocks(inv_diag, n_cols, dtype, n_threads)
+            self.blocks = _HostBlocks(inv_diag, n_cols, dtype, n_threads, kernels)
+        like = None if like is None else like.product
         if solver == "torch":
-            like = None if like is None else like.product
             self.product = _TorchProduct(A, dtype, device, like=like)
+        elif kernels is not None:
+            self.product = _CompiledProduct(
+                A, dtype, self.blocks, kernels,
+                like=like if isinstance(like, _CompiledProduct) else None,
+            )
         else:
             self.product = _ScipyProduct(A, dtype, self.blocks)
 
@@ -472,6 +576,8 @@ class _Operator:
         ``R`` (any precision) and return its column norms. With scipy on
         the CPU it is computed chunk by chunk, without an ``n x n_rhs``
         temporary."""
+        if isinstance(self.product, _CompiledProduct):
+            return self.product.residual_into(B, X, R)
         if not isinstance(self.product, _ScipyProduct):
             R_here = self.residual(B, X)
             R[...] = R_here if isinstance(R, np.ndarray) else R_here.to(R.dtype)
@@ -588,6 +694,7 @@ def block_cg(
     n_threads=None,
     reorder="auto",
     overwrite_x0=False,
+    kernel="auto",
 ):
     """Jacobi-preconditioned conjugate gradient on all columns of ``B``.
 
@@ -647,6 +754,14 @@ def block_cg(
         Allow the solver to use ``x0`` (a float64 array) as its solution
         block, saving an ``n x n_rhs`` copy; ``x0`` then holds garbage or
         the solution.
+    kernel : {'auto', 'numba', 'scipy'}, default='auto'
+        CPU kernels of ``solver='scipy'``: ``'numba'``, the compiled
+        row-blocked product and fused vector updates of
+        :mod:`sklearn_mixedlp._kernels` (needs numba); ``'scipy'``, scipy's
+        product and numpy's updates, the reference; ``'auto'``, the
+        compiled kernels when numba is installed and the product is large
+        enough to repay their first compilation (``nnz(A) x n_rhs >=
+        2**24``), else scipy.
 
     Returns
     -------
@@ -661,12 +776,10 @@ def block_cg(
     if np.dtype(dtype) not in (np.float64, np.float32):
         raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}.")
     dtype = np.dtype(dtype).type
+    kernels = _pick_kernels(kernel, solver, A.nnz * (np.shape(B)[1] if np.ndim(B) > 1 else 1))
     n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
-    progress = tqdm(
-        total=max_iter, desc=f"conjugate gradient ({solver})", disable=verbose < 2,
-        leave=False,
-    )
+    progress = progress_bar(max_iter, f"conjugate gradient ({solver})", verbose >= 2)
     B = np.asarray(B)
     perm = _locality_order(A, B.shape[1] * np.dtype(dtype).itemsize, reorder)
     if perm is not None:
@@ -677,7 +790,7 @@ def block_cg(
     with _torch_threads(solver, device, n_threads):
         X, n_iter, residuals, note = _solve(
             A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
-            progress, overwrite_x0=overwrite_x0 and perm is None,
+            progress, overwrite_x0=overwrite_x0 and perm is None, kernels=kernels,
         )
     progress.close()
     if perm is not None:
@@ -701,9 +814,29 @@ def block_cg(
     return SolveResult(X, n_iter, residuals, converged)
 
 
+def _pick_kernels(kernel, solver, work):
+    """The compiled kernels for ``kernel`` (see :func:`block_cg`), or None
+    for scipy's."""
+    if kernel not in KERNELS:
+        raise ValueError(f"Unknown kernel {kernel!r}; expected one of {KERNELS}.")
+    if solver != "scipy" or kernel == "scipy":
+        return None
+    if kernel == "numba":
+        found = _kernels.get()
+        if found is None:
+            if not _kernels.installed():
+                raise missing_dependency("numba", "kernel='numba'")
+            raise ValueError(
+                "kernel='numba' was requested but the compiled kernels are "
+                "turned off (SKLEARN_MIXEDLP_NUMBA=0)."
+            )
+        return found
+    return _kernels.get(work)
+
+
 def _solve(
     A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress,
-    overwrite_x0=False,
+    overwrite_x0=False, kernels=None,
 ):
     """:func:`block_cg` without the reporting: returns ``(X, n_iter,
     residuals, note)``, ``X`` a float64 numpy array."""
@@ -711,7 +844,7 @@ def _solve(
     b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
     target = tol * b_norm
     args = (A, inv_diag, B.shape[1], solver, device)
-    op = exact = _Operator(*args, dtype, n_threads)
+    op = exact = _Operator(*args, dtype, n_threads, kernels=kernels)
 
     def plain_cg(op, max_iter):
         # in float64 the recurrence residual stays accurate far below any
@@ -733,7 +866,7 @@ def _solve(
             return *plain_cg(op, max_iter), ""
 
         # float32 iterations; the solution and the residual checks in float64
-        exact = _Operator(*args, np.float64, n_threads, like=op)
+        exact = _Operator(*args, np.float64, n_threads, like=op, kernels=kernels)
         B64 = exact.blocks.asarray(B)
         if x0 is None:
             X, R = exact.blocks.zeros(B.shape), op.blocks.asarray(B64, copy=True)

@@ -1,6 +1,7 @@
 """Small shared helpers: optional imports and class-distribution utilities."""
 
 import contextlib
+import contextvars
 import glob
 import importlib
 import importlib.util
@@ -16,9 +17,38 @@ _EXTRAS = {
     "faiss": ("faiss-cpu", "faiss"),
     "pynndescent": ("pynndescent", "pynndescent"),
     "torch": ("torch", "torch"),
+    "numba": ("numba", "numba"),
+    "dask": ("dask[distributed]", "distributed"),
+    "distributed": ("dask[distributed]", "distributed"),
     "matplotlib": ("matplotlib", "docs"),
 }
 _CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+_PROGRESS = contextvars.ContextVar("sklearn_mixedlp_progress", default=False)
+
+
+@contextlib.contextmanager
+def progress_bars(enabled=True):
+    """Show a progress bar (tqdm, on stderr) for each long stage of the fits
+    run inside the block: the neighbour search (by chunks of query rows)
+    and every conjugate-gradient solve (by iterations), whatever their
+    ``verbose``. The command line turns them on for a terminal."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def progress_bar(total, desc, verbose=False):
+    """A tqdm bar of ``total`` steps, shown when ``verbose`` or inside
+    :func:`progress_bars` (and a disabled, free one otherwise)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc=desc, leave=False, disable=not (verbose or _PROGRESS.get())
+    )
 
 
 @contextlib.contextmanager
@@ -119,18 +149,23 @@ def import_optional(module, purpose):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        requirement, extra = _EXTRAS.get(module, (module, module))
-        hint = (
-            f" (on a machine without an NVIDIA GPU, the CPU-only build: {_CPU_TORCH})"
-            if module == "torch"
-            else ""
-        )
-        raise ImportError(
-            f"{purpose} requires the optional dependency {module!r}, which is "
-            f"not installed. Install it with: pip install {requirement}{hint} "
-            f"(it is the extra sklearn-mixedlp[{extra}]: from a source checkout, "
-            f"pip install -e '.[{extra}]')"
-        ) from exc
+        raise missing_dependency(module, purpose) from exc
+
+
+def missing_dependency(module, purpose):
+    """The ImportError of :func:`import_optional` for a missing ``module``."""
+    requirement, extra = _EXTRAS.get(module, (module, module))
+    hint = (
+        f" (on a machine without an NVIDIA GPU, the CPU-only build: {_CPU_TORCH})"
+        if module == "torch"
+        else ""
+    )
+    return ImportError(
+        f"{purpose} requires the optional dependency {module!r}, which is "
+        f"not installed. Install it with: pip install {requirement}{hint} "
+        f"(it is the extra sklearn-mixedlp[{extra}]: from a source checkout, "
+        f"pip install -e '.[{extra}]')"
+    )
 
 
 def is_installed(module):
@@ -252,6 +287,46 @@ _SAFE_EXPONENT = {np.dtype(np.float64): 400, np.dtype(np.float32): 50}
 _NORM_CHUNK_ENTRIES = 2**22
 
 
+def check_memory_mapped(X, input_name="X"):
+    """Reject a memory-mapped feature matrix that could not be read in place.
+
+    ``validate_data`` keeps a float32 or float64 array as it is (a
+    memory-mapped file, e.g. ``np.load(path, mmap_mode='r')``, is then
+    read where it lies, and only by chunks of rows), but converts any other
+    dtype to float64: for a memory-mapped file that would be a full copy in
+    memory, eight bytes a value, of data that was memory-mapped precisely
+    because it is large. Such a file is rejected before any work starts.
+
+    Parameters
+    ----------
+    X : object
+        The input of ``fit``; anything but a :class:`numpy.memmap` (or an
+        array viewing one) passes unchanged.
+    input_name : str, default="X"
+        Name of the input in the error message.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is memory-mapped and its dtype is not float32 or float64.
+    """
+    base = X
+    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+        base = base.base
+    if not isinstance(base, np.memmap):
+        return
+    if X.dtype in (np.float32, np.float64):
+        return
+    where = f" ({base.filename})" if getattr(base, "filename", None) else ""
+    raise ValueError(
+        f"{input_name} is a memory-mapped array{where} of dtype {X.dtype}; "
+        "memory-mapped features are read in place only when they are float32 "
+        "or float64 (another dtype would be converted to a float64 copy of "
+        f"{X.size * 8 / 2**30:.2f} GiB in memory). Convert the file once, by "
+        "chunks of rows, to float32."
+    )
+
+
 def _row_abs_max(X):
     """Largest absolute value of each row (float64), in row chunks."""
     if hasattr(X, "tocsr"):  # scipy sparse
@@ -299,7 +374,14 @@ def safe_row_norms(X):
             X = X.tocsr()
             norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
         else:
-            norms = np.linalg.norm(X, axis=1)
+            # in row chunks: no temporary of the size of X (a memory-mapped
+            # X is read once, in order)
+            norms = np.empty(X.shape[0], dtype=np.result_type(X.dtype, np.float32))
+            step = max(1, _NORM_CHUNK_ENTRIES // max(X.shape[1], 1))
+            for start in range(0, X.shape[0], step):
+                norms[start : start + step] = np.linalg.norm(
+                    X[start : start + step], axis=1
+                )
     scale = np.ones(X.shape[0])
     if X.dtype not in _SAFE_EXPONENT or X.shape[0] == 0:
         return norms, scale

@@ -26,6 +26,7 @@ requires_pynndescent = pytest.mark.skipif(
 )
 requires_torch = pytest.mark.skipif(not has_module("torch"), reason="torch not installed")
 requires_cuda = pytest.mark.skipif(not has_cuda(), reason="no CUDA device")
+requires_numba = pytest.mark.skipif(not has_module("numba"), reason="numba not installed")
 
 # Warnings the estimators give by design on some test data, filtered in the
 # tests that provoke them so that a real warning stands out:

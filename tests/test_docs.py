@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import sklearn_mixedlp
-from sklearn_mixedlp import datasets, metrics, model_selection
+from sklearn_mixedlp import datasets, distributed, metrics, model_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 # "SPEC", "SPEC 1.4", "SPEC section 8": a specification that is not here
@@ -25,7 +25,7 @@ def _doc_sources():
 
 
 def _public_docstrings():
-    modules = [sklearn_mixedlp, datasets, metrics, model_selection]
+    modules = [sklearn_mixedlp, datasets, distributed, metrics, model_selection]
     for module in modules:
         yield module.__name__, module.__doc__ or ""
         for name in getattr(module, "__all__", []):

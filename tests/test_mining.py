@@ -147,6 +147,33 @@ def test_cut_loss_equals_propagation_on_the_cut_graph(beta):
     np.testing.assert_allclose(est.label_distributions_, expected, atol=1e-7)
 
 
+def test_rows_the_cut_separates_from_every_label_are_uniform():
+    """A strong cut (beta=50) between two touching clusters, one labeled
+    class in each: the rows that the cut graph max(W - beta Wdis, 0) leaves
+    without a labeled row in their part get the uniform distribution and
+    confidence 0 (an edge cut to 0 is no edge), not the noise of a solve."""
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(3)
+    X = np.vstack([
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[0],
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[1],
+    ])
+    y = np.full(600, -1)
+    y[:5], y[300:305] = 0, 1
+    est = HardNegativeLP(n_neighbors=6, n_rounds=2, beta=50.0).fit(X, y)
+    W = est.affinity_
+    cut = sp.csr_matrix(W - 50.0 * est.dissimilarity_.multiply(W > 0))
+    cut.data = np.clip(cut.data, 0.0, None)
+    cut.eliminate_zeros()
+    assert connected_components(W)[0] == 1  # the graph itself is connected
+    _, part = connected_components(cut, directed=False)
+    orphan = ~np.isin(part, part[y != -1])
+    assert orphan.sum() > 10
+    np.testing.assert_array_equal(est.confidence_[orphan], 0.0)
+    np.testing.assert_allclose(est.label_distributions_[orphan], 0.5)
+
+
 @pytest.mark.parametrize("params", SOLVERS)
 @pytest.mark.parametrize("mining", ["two_view", "agreement"])
 def test_two_view_pipeline_equals_dense(mining, params):

@@ -1,0 +1,208 @@
+"""The numba kernels of :mod:`sklearn_mixedlp._kernels` (imported only
+when numba is installed; see there)."""
+
+import numba
+import numpy as np
+
+jit = numba.njit(nogil=True, cache=True, fastmath=True, boundscheck=False)
+
+# The loops over the C columns are written so that LLVM vectorises
+# them (2-d indexing, a separate accumulator row; checked with
+# inspect_asm): four stored entries per step quarter the accumulator's
+# loads and stores, which otherwise chain every step through memory.
+@jit
+def _row_product(indptr, indices, data, X, i, acc):
+    """``acc = (A @ X)[i]``."""
+    n_cols = X.shape[1]
+    for c in range(n_cols):
+        acc[c] = 0.0
+    p, stop = indptr[i], indptr[i + 1]
+    while p + 4 <= stop:
+        a0, a1, a2, a3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+        j0, j1 = indices[p], indices[p + 1]
+        j2, j3 = indices[p + 2], indices[p + 3]
+        for c in range(n_cols):
+            acc[c] += (a0 * X[j0, c] + a1 * X[j1, c]) + (
+                a2 * X[j2, c] + a3 * X[j3, c]
+            )
+        p += 4
+    while p < stop:
+        a, j = data[p], indices[p]
+        for c in range(n_cols):
+            acc[c] += a * X[j, c]
+        p += 1
+
+@jit
+def csr_matmat(indptr, indices, data, X, out, bounds, first, last, dots, want):
+    """Rows of chunks ``first .. last - 1`` (``bounds``) of ``A @ X``
+    into ``out``; with ``want``, ``dots[chunk, c] = sum_i X_ic out_ic``
+    over the chunk's rows (float64)."""
+    n_cols = X.shape[1]
+    acc = np.empty(n_cols, dtype=out.dtype)
+    for chunk in range(first, last):
+        for c in range(n_cols):
+            dots[chunk, c] = 0.0
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            _row_product(indptr, indices, data, X, i, acc)
+            for c in range(n_cols):
+                out[i, c] = acc[c]
+            if want:
+                for c in range(n_cols):
+                    dots[chunk, c] += np.float64(X[i, c]) * np.float64(acc[c])
+
+@jit
+def csr_residual(indptr, indices, data, X, B, R, bounds, first, last, sq):
+    """``R = B - A @ X`` on chunks ``first .. last - 1`` (computed in
+    ``X``'s precision, stored in ``R``'s), and ``sq[chunk, c] = sum_i
+    R_ic^2`` in float64."""
+    n_cols = X.shape[1]
+    acc = np.empty(n_cols, dtype=X.dtype)
+    for chunk in range(first, last):
+        for c in range(n_cols):
+            sq[chunk, c] = 0.0
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            _row_product(indptr, indices, data, X, i, acc)
+            for c in range(n_cols):
+                acc[c] = B[i, c] - acc[c]
+                R[i, c] = acc[c]
+                sq[chunk, c] += np.float64(acc[c]) * np.float64(acc[c])
+
+@jit
+def cg_step(X, R, P, AP, alpha, inv_diag, bounds, first, last, rr, rz):
+    """``X += alpha P``, ``R -= alpha AP`` and the per-chunk sums
+    ``rr = sum R^2``, ``rz = sum R^2 / diag`` of the new ``R``."""
+    n_cols = X.shape[1]
+    for chunk in range(first, last):
+        for c in range(n_cols):
+            rr[chunk, c] = 0.0
+            rz[chunk, c] = 0.0
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            d = np.float64(inv_diag[i])
+            for c in range(n_cols):
+                X[i, c] += alpha[c] * P[i, c]
+                R[i, c] -= alpha[c] * AP[i, c]
+            for c in range(n_cols):
+                v = np.float64(R[i, c])
+                rr[chunk, c] += v * v
+                rz[chunk, c] += v * v * d
+
+@jit
+def cg_norms(R, inv_diag, bounds, first, last, rr, rz):
+    """The sums of :func:`cg_step` for ``R`` as it is."""
+    n_cols = R.shape[1]
+    for chunk in range(first, last):
+        for c in range(n_cols):
+            rr[chunk, c] = 0.0
+            rz[chunk, c] = 0.0
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            d = np.float64(inv_diag[i])
+            for c in range(n_cols):
+                v = np.float64(R[i, c])
+                rr[chunk, c] += v * v
+                rz[chunk, c] += v * v * d
+
+@jit
+def cg_direction(P, R, beta, inv_diag, start, stop):
+    """``P = R / diag + beta P`` on rows ``start .. stop - 1``."""
+    n_cols = P.shape[1]
+    for i in range(start, stop):
+        d = inv_diag[i]
+        for c in range(n_cols):
+            P[i, c] = R[i, c] * d + beta[c] * P[i, c]
+
+@jit
+def edge_cosines(indptr, indices, U, out, start, stop):
+    """``out[p] = 1 - <U_i, U_j>`` (float64) for the stored entries ``p``
+    of rows ``start .. stop - 1`` (``j = indices[p]``)."""
+    n_cols = U.shape[1]
+    for i in range(start, stop):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            s = 0.0
+            for c in range(n_cols):
+                s += np.float64(U[i, c]) * np.float64(U[j, c])
+            out[p] = 1.0 - s
+
+
+@jit
+def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature,
+                     out, start, stop):
+    """``out[p] = w[p] (1 - exp(-(d + view_weight q) / temperature))`` for
+    the stored entries ``p`` of rows ``start .. stop - 1``, with ``d = 1 -
+    <Pn_i, Pn_j>`` and ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless
+    ``use_q``), the disagreement clipped at 0; the dot products in
+    float64."""
+    n_p = Pn.shape[1]
+    n_q = Qn.shape[1]
+    for i in range(start, stop):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            s = 0.0
+            for c in range(n_p):
+                s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
+            e = 1.0 - s
+            if use_q:
+                s = 0.0
+                for c in range(n_q):
+                    s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
+                e += view_weight * (1.0 - s)
+            if e < 0.0:
+                e = 0.0
+            out[p] = w[p] * -np.expm1(-e / temperature)
+
+
+@jit
+def cut_degrees(indptr, w, wdis, beta, cut, degree, start, stop):
+    """``cut = max(w - beta wdis, 0)`` on the stored entries of rows
+    ``start .. stop - 1`` and the row sums ``degree`` of ``cut``; returns
+    the number of entries cut to 0 from a positive ``w``."""
+    removed = 0
+    for i in range(start, stop):
+        total = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            v = w[p] - beta * wdis[p]
+            if v <= 0.0:
+                v = 0.0
+                if w[p] > 0.0:
+                    removed += 1
+            cut[p] = v
+            total += v
+        degree[i] = total
+    return removed
+
+
+@jit
+def scaled_offdiagonal(indptr, indices, values, scale, sign, a_data, start, stop):
+    """The off-diagonal entries of a system on a graph's pattern, written
+    into ``a_data``, the data of the graph's pattern with each row's
+    diagonal entry inserted in column order (entry ``p`` of row ``i``, of
+    column ``j``, sits at ``p + i + (j > i)`` there): ``sign * values[p] *
+    scale[i] * scale[j]``."""
+    for i in range(start, stop):
+        s_i = sign * scale[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            q = p + i + 1 if j > i else p + i
+            a_data[q] = s_i * values[p] * scale[j]
+
+
+@jit
+def pattern_with_diagonal(indptr, indices, a_indices, diag_pos, start, stop):
+    """The column indices of a graph's pattern with each row's diagonal
+    entry inserted in column order (see :func:`scaled_offdiagonal`), and
+    the position of each diagonal entry, for rows ``start .. stop - 1``."""
+    for i in range(start, stop):
+        q = indptr[i] + i
+        placed = False
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j > i and not placed:
+                a_indices[q] = i
+                diag_pos[i] = q
+                q += 1
+                placed = True
+            a_indices[q] = j
+            q += 1
+        if not placed:
+            a_indices[q] = i
+            diag_pos[i] = q

@@ -1,0 +1,223 @@
+"""``fit_distributed`` on a local Dask cluster against the single-machine fit.
+
+The distributed fit searches the neighbours shard by shard and solves on
+row blocks; on the same rows it must give the single-machine
+``MixedLabelPropagation.fit`` (the same exact neighbours and graph, the
+solution to the solver's tolerance).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("faiss")
+
+import dask.array as da  # noqa: E402
+
+from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation  # noqa: E402
+from sklearn_mixedlp import distributed as dist  # noqa: E402
+from sklearn_mixedlp.datasets import make_sphere_mixture, mask_labels  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False,
+            dashboard_address=":0",
+        )
+        client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    """1,200 rows of 6 classes, one zero row, 4 labels per class."""
+    X, y = make_sphere_mixture(1200, n_classes=6, n_features=12, random_state=0)
+    X[17] = 0.0  # an isolated row: no neighbours, uniform output
+    return X, y, mask_labels(y, 4, random_state=0)
+
+
+def compare(reference, fitted, atol=1e-6):
+    np.testing.assert_array_equal(fitted.classes_, reference.classes_)
+    np.testing.assert_allclose(
+        fitted.label_distributions_, reference.label_distributions_, atol=atol
+    )
+    np.testing.assert_array_equal(fitted.transduction_, reference.transduction_)
+    np.testing.assert_allclose(fitted.confidence_, reference.confidence_, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "params, chunks",
+    [
+        ({}, 400),
+        ({}, (600, 5, 595)),
+        ({"laplacian": "combinatorial"}, (600, 5, 595)),
+        ({"kernel": "power", "gamma": 3.0, "source": "poisson"}, 400),
+        ({"class_mass_normalization": False, "mu": 0.1}, 400),
+    ],
+    ids=["default", "tiny-shard", "combinatorial", "power-poisson", "no-cmn"],
+)
+def test_same_transduction_as_one_machine(client, data, params, chunks):
+    X, _, y = data
+    params = dict(n_neighbors=8, tol=1e-9, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the zero row
+        reference = MixedLabelPropagation(knn_backend="faiss", **params).fit(X, y)
+        fitted = dist.fit_distributed(
+            MixedLabelPropagation(**params), da.from_array(X, chunks=(chunks, -1)), y,
+            client=client,
+        )
+    compare(reference, fitted)
+    assert fitted.n_shards_ == len(da.from_array(X, chunks=(chunks, -1)).chunks[0])
+    assert fitted.n_iter_ > 0 and fitted.knn_backend_ == "faiss"
+    assert set(fitted.fit_stages_) >= {"neighbors", "graph", "label_propagation"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_rounds": 2},
+        {"mining": "agreement", "n_rounds": 2},
+        {"laplacian": "combinatorial", "n_rounds": 2},
+        {"class_mass_normalization": False, "beta": 0.5, "n_rounds": 1},
+    ],
+    ids=["two_view", "agreement", "combinatorial", "no-cmn"],
+)
+def test_hard_negative_lp_same_transduction(client, data, params):
+    """The mining rounds (the views, the linear discriminant, the agreement
+    weights on the cut graph) on the shards, against one machine."""
+    X, _, y = data
+    params = dict(n_neighbors=8, tol=1e-9, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = HardNegativeLP(knn_backend="faiss", **params).fit(X, y)
+        fitted = dist.fit_distributed(
+            HardNegativeLP(**params), da.from_array(X, chunks=(500, -1)), y,
+            client=client,
+        )
+    compare(reference, fitted, atol=1e-5)
+    assert fitted.mining_ == reference.mining_
+    assert set(fitted.fit_stages_) >= {"mining", "mixed_solve"}
+
+
+def test_hard_negative_lp_wide_features(client):
+    """More columns than the linear view keeps: the projection is fitted on
+    the same sample of rows as on one machine."""
+    X, y = make_sphere_mixture(900, n_classes=5, n_features=80, random_state=1)
+    y = mask_labels(y, 4, random_state=1)
+    params = dict(n_neighbors=8, tol=1e-9, random_state=0, n_rounds=2)
+    reference = HardNegativeLP(knn_backend="faiss", **params).fit(X, y)
+    fitted = dist.fit_distributed(
+        HardNegativeLP(**params), da.from_array(X, chunks=(400, -1)), y, client=client
+    )
+    compare(reference, fitted, atol=1e-5)
+
+
+def test_cut_graph_orphans_are_uniform(client):
+    """Two touching clusters, one labeled class in each, and a strong cut
+    (beta=50): the cut graph leaves some rows without a labeled row in
+    their part of it (the graph itself is connected); they get the uniform
+    distribution, as on one machine."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[0],
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[1],
+    ])
+    y = np.full(600, -1)
+    y[:5], y[300:305] = 0, 1
+    params = dict(n_neighbors=6, tol=1e-9, n_rounds=2, beta=50.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = HardNegativeLP(knn_backend="faiss", **params).fit(X, y)
+        fitted = dist.fit_distributed(
+            HardNegativeLP(**params), da.from_array(X, chunks=(250, -1)), y,
+            client=client,
+        )
+    assert (reference.confidence_ == 0).sum() > 10  # the case is exercised
+    compare(reference, fitted, atol=1e-5)
+
+
+def test_string_labels_and_default_client(client, data):
+    X, y_true, y = data
+    names = np.array(list("abcdef"), dtype=object)
+    y_text = np.where(y >= 0, names[np.clip(y, 0, None)], None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = MixedLabelPropagation(n_neighbors=8).fit(X, y_text)
+        fitted = dist.fit_distributed(  # the current client
+            MixedLabelPropagation(n_neighbors=8), da.from_array(X, chunks=(500, -1)),
+            y_text,
+        )
+    compare(reference, fitted, atol=1e-5)
+    assert (fitted.transduction_ == names[y_true]).mean() > 0.9
+    with pytest.raises(ValueError, match="fit_distributed"):
+        fitted.predict(X[:3])
+
+
+def test_processes(data):
+    """Workers in their own processes: everything a task returns pickles."""
+    X, _, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster, distributed.Client(cluster) as client:
+            fitted = dist.fit_distributed(
+                MixedLabelPropagation(n_neighbors=8, tol=1e-9),
+                da.from_array(X, chunks=(600, -1)), y, client=client,
+            )
+        reference = MixedLabelPropagation(n_neighbors=8, tol=1e-9).fit(X, y)
+    compare(reference, fitted)
+
+
+def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypatch):
+    X, _, y = data
+    X = X.copy()
+    X[-1, -1] = np.nan
+
+    def search(*args):
+        raise AssertionError("the neighbour search started")
+
+    monkeypatch.setattr(dist, "_shard_index", search)
+    with pytest.raises(ValueError, match="NaN or infinity.*row 1199, column 11"):
+        dist.fit_distributed(
+            MixedLabelPropagation(), da.from_array(X, chunks=(500, -1)), y,
+            client=client,
+        )
+
+
+@pytest.mark.parametrize(
+    "estimator, X, y, error, match",
+    [
+        (HardNegativeLP("hard"), "dask", "y", ValueError, "mining"),
+        (HardNegativeLP(dissimilarity_loss="mixed"), "dask", "y", ValueError, "cut"),
+        ("LabelSpreading", "dask", "y", TypeError, "LabelSpreading"),
+        (MixedLabelPropagation("mom"), "dask", "y", ValueError, "negatives=None"),
+        (MixedLabelPropagation(knn_backend="exact"), "dask", "y", ValueError, "faiss"),
+        (MixedLabelPropagation(), "numpy", "y", TypeError, "dask.array"),
+        (MixedLabelPropagation(), "dask", "short", ValueError, "one label per row"),
+        (MixedLabelPropagation(n_neighbors=0), "dask", "y", ValueError, "n_neighbors"),
+        (MixedLabelPropagation(), "empty-shard", "y", ValueError, "every chunk"),
+        (MixedLabelPropagation(), "dask", "unlabeled", ValueError, "label"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(client, data, estimator, X, y, error, match):
+    X_, _, y_ = data
+    if estimator == "LabelSpreading":
+        from sklearn.semi_supervised import LabelSpreading
+
+        estimator = LabelSpreading()
+    if X == "empty-shard":
+        X = da.from_array(X_, chunks=((600, 0, 600), (X_.shape[1],)))
+    else:
+        X = da.from_array(X_, chunks=(600, -1)) if X == "dask" else X_
+    y = {"y": y_, "short": y_[:-1], "unlabeled": np.full_like(y_, -1)}[y]
+    with pytest.raises(error, match=match):
+        dist.fit_distributed(estimator, X, y, client=client)

@@ -1,0 +1,218 @@
+"""The compiled kernels against the numpy / scipy reference."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sklearn_mixedlp import _kernels, _solvers
+from sklearn_mixedlp._solvers import block_cg
+
+from .conftest import requires_numba
+from .test_solvers import random_spd, shuffled_band
+
+
+@pytest.fixture
+def kernels():
+    found = _kernels.get()
+    if found is None:
+        pytest.skip("numba not installed")
+    return found
+
+
+@pytest.fixture
+def many_chunks(monkeypatch):
+    monkeypatch.setattr(_solvers, "_CHUNK_BYTES", 4096)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_cols", [1, 3, 17, 100])
+def test_compiled_product_equals_scipy(kernels, many_chunks, dtype, n_cols):
+    rng = np.random.default_rng(n_cols)
+    A = random_spd(700, density=0.02, seed=n_cols)
+    A = A + sp.diags(np.ones(699), 1, shape=A.shape)  # some rows of 1-4 entries
+    P = rng.normal(size=(700, n_cols)).astype(dtype)
+    for n_threads in (1, 2):
+        blocks = _solvers._HostBlocks(1.0 / A.diagonal(), n_cols, dtype, n_threads, kernels)
+        product = _solvers._CompiledProduct(A, dtype, blocks, kernels)
+        out = np.full_like(P, np.nan)
+        dots = product(P, out, dot=True)
+        ref = sp.csr_matrix(A, dtype=dtype) @ P
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(out, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+        exact = (P.astype(np.float64) * ref.astype(np.float64)).sum(0)
+        np.testing.assert_allclose(dots, exact, rtol=rtol, atol=rtol * np.abs(exact).max())
+        assert product(P, out) is None
+        # R = B - A X, in float64, stored in float32 or float64
+        B = rng.normal(size=(700, n_cols))
+        R = np.empty((700, n_cols), dtype)
+        product64 = _solvers._CompiledProduct(A, np.float64, blocks, kernels)
+        norms = product64.residual_into(B, P.astype(np.float64), R)
+        ref_r = B - A @ P.astype(np.float64)
+        np.testing.assert_allclose(R, ref_r.astype(dtype), rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(norms, np.linalg.norm(ref_r, axis=0), rtol=1e-12)
+        blocks.close()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_updates_equal_numpy(kernels, many_chunks, dtype):
+    rng = np.random.default_rng(1)
+    n, c = 900, 13
+    inv_diag = rng.uniform(0.5, 2.0, n)
+    X, R, P, AP = (rng.normal(size=(n, c)).astype(dtype) for _ in range(4))
+    alpha, beta = rng.normal(size=c), rng.normal(size=c)
+    numpy_blocks = _solvers._HostBlocks(inv_diag, c, dtype, 2)
+    compiled = _solvers._HostBlocks(inv_diag, c, dtype, 2, kernels)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    results = []
+    for blocks in (numpy_blocks, compiled):
+        X2, R2, P2 = X.copy(), R.copy(), P.copy()
+        rr, rz = blocks.step(X2, R2, P2, AP, alpha)
+        blocks.direction(P2, R2, beta)
+        results.append((X2, R2, P2, rr, rz, *blocks.norms(R)))
+        blocks.close()
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-7)])
+def test_compiled_solve_matches_scipy_and_dense(kernels, many_chunks, dtype, tol):
+    A = shuffled_band(1500, seed=3)
+    B = np.random.default_rng(4).normal(size=(1500, 6))
+    B[:, 4] = 0.0
+    x0 = np.random.default_rng(5).normal(size=(1500, 6)) * 1e-3
+    ref = block_cg(A, B, x0=x0, tol=tol, dtype=dtype, kernel="scipy")
+    fast = block_cg(A, B, x0=x0, tol=tol, dtype=dtype, kernel="numba")
+    dense = np.linalg.solve(A.toarray(), B)
+    assert fast.converged and np.all(fast.residuals <= tol)
+    true = np.linalg.norm(B - A @ fast.X, axis=0) / np.maximum(np.linalg.norm(B, axis=0), 1)
+    assert np.all(true <= 1.01 * tol)
+    np.testing.assert_allclose(fast.X, ref.X, atol=1e3 * tol * np.abs(dense).max())
+    np.testing.assert_allclose(fast.X, dense, atol=1e3 * tol * np.abs(dense).max())
+    assert abs(fast.n_iter - ref.n_iter) <= 3
+    # the thread count does not change the result
+    one = block_cg(A, B, x0=x0, tol=tol, dtype=dtype, kernel="numba", n_threads=1)
+    np.testing.assert_array_equal(one.X, fast.X)
+
+
+def test_edge_cosines_equal_numpy(kernels):
+    rng = np.random.default_rng(6)
+    W = sp.random(300, 300, density=0.05, random_state=7, format="csr")
+    U = rng.random((300, 9)).astype(np.float32)
+    out = np.full(W.nnz, np.nan)
+    kernels.edge_cosines(W.indptr, W.indices, U, out, 0, 300)
+    rows = np.repeat(np.arange(300), np.diff(W.indptr))
+    ref = 1.0 - np.einsum("ec,ec->e", U[rows], U[W.indices], dtype=np.float64)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_kernel_and_switch(monkeypatch):
+    # small products never wait for a compilation
+    monkeypatch.setattr(_kernels, "_state", {"loaded": False, "kernels": None})
+    assert _kernels.get(work=10) is None
+    monkeypatch.setenv("SKLEARN_MIXEDLP_NUMBA", "0")
+    assert not _kernels.enabled() and _kernels.get() is None
+    A = random_spd(50)
+    with pytest.raises((ValueError, ImportError), match="numba"):
+        block_cg(A, np.ones((50, 1)), kernel="numba")
+    # the scipy path still runs
+    assert block_cg(A, np.ones((50, 1)), kernel="auto").converged
+    with pytest.raises(ValueError, match="kernel"):
+        block_cg(A, np.ones((50, 1)), kernel="mkl")
+
+
+def test_without_numba_the_scipy_path_runs(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a)
+    )
+    monkeypatch.setattr(_kernels, "_state", {"loaded": False, "kernels": None})
+    assert _kernels.get() is None
+    A = random_spd(80)
+    result = block_cg(A, np.ones((80, 2)), tol=1e-10)
+    np.testing.assert_allclose(A @ result.X, np.ones((80, 2)), atol=1e-8)
+    with pytest.raises(ImportError, match="pip install numba"):
+        block_cg(A, np.ones((80, 2)), kernel="numba")
+
+
+@requires_numba
+def test_kernels_are_used_on_large_products():
+    assert _solvers._pick_kernels("auto", "scipy", 2**30) is not None
+    assert _solvers._pick_kernels("auto", "torch", 2**30) is None
+    assert _solvers._pick_kernels("scipy", "scipy", 2**30) is None
+
+
+def graph_with_empty_rows(n=400, seed=8):
+    """A symmetric graph whose first, last and some middle rows are empty."""
+    M = sp.random(n, n, density=0.03, random_state=seed, format="csr")
+    W = (M + M.T).tolil()
+    W.setdiag(0)
+    for r in (0, 1, 57, n - 1):
+        W[r, :] = 0
+        W[:, r] = 0
+    W = sp.csr_matrix(W)
+    W.eliminate_zeros()
+    W.sort_indices()
+    return W
+
+
+def test_row_spans_cover_every_row():
+    from sklearn_mixedlp._negatives import _row_spans
+
+    W = graph_with_empty_rows()
+    for entries in (1, 7, 100, 10**9):
+        spans = _row_spans(W.indptr, entries)
+        assert spans[0].start == 0 and spans[-1].stop == W.shape[0]
+        assert all(a.stop == b.start for a, b in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_system_pattern_equals_sparse_sum(kernels, compiled):
+    """A system on the graph's pattern with the diagonal inserted: the
+    compiled and numpy constructions give diag(a) + sign D_s W D_s."""
+    from sklearn_mixedlp._label_propagation import _cut_values, _Pattern
+
+    W = graph_with_empty_rows()
+    rng = np.random.default_rng(9)
+    scale, diagonal = rng.uniform(0.5, 2, W.shape[0]), rng.uniform(1, 2, W.shape[0])
+    pattern = _Pattern(W, kernels if compiled else None)
+    A = pattern.system(W.data, scale, -1.0, diagonal)
+    expected = sp.diags(diagonal) - sp.diags(scale) @ W @ sp.diags(scale)
+    A.has_sorted_indices = False
+    A.sort_indices()
+    assert A.nnz == W.nnz + W.shape[0]
+    np.testing.assert_allclose(A.toarray(), expected.toarray(), rtol=1e-14)
+    np.testing.assert_allclose(A.diagonal(), diagonal)
+    # the cut graph: values on W's pattern, cut at 0
+    wdis = W.data * rng.uniform(0, 1.5, W.nnz)
+    cut, degree, removed = _cut_values(W, wdis, 1.0, kernels if compiled else None)
+    np.testing.assert_array_equal(cut, np.maximum(W.data - wdis, 0))
+    np.testing.assert_allclose(degree, np.asarray(
+        sp.csr_matrix((cut, W.indices, W.indptr), shape=W.shape).sum(axis=1)).ravel())
+    assert removed
+    assert not _cut_values(W, 0 * wdis, 1.0, kernels if compiled else None)[2]
+
+
+@pytest.mark.parametrize("mining", ["two_view", "agreement"])
+def test_fit_with_compiled_kernels_equals_numpy(kernels, monkeypatch, mining):
+    """The whole fit (graph, mining rounds, solves) with the compiled
+    kernels forced on a small problem, against numpy and scipy."""
+    from sklearn.datasets import load_digits
+
+    from sklearn_mixedlp import HardNegativeLP
+    from sklearn_mixedlp.datasets import mask_labels
+
+    X, y = load_digits(return_X_y=True)
+    y_train = mask_labels(y, 5, random_state=0)
+    params = dict(mining=mining, tol=1e-10, random_state=0)
+    monkeypatch.setenv("SKLEARN_MIXEDLP_NUMBA", "0")
+    ref = HardNegativeLP(**params).fit(X, y_train)
+    monkeypatch.setenv("SKLEARN_MIXEDLP_NUMBA", "1")
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    fast = HardNegativeLP(**params).fit(X, y_train)
+    np.testing.assert_allclose(
+        fast.dissimilarity_.toarray(), ref.dissimilarity_.toarray(), atol=1e-7
+    )
+    np.testing.assert_allclose(fast.label_distributions_, ref.label_distributions_, atol=1e-6)
+    assert (fast.transduction_ == ref.transduction_).mean() > 0.999
