@@ -410,6 +410,18 @@ def _warn_orphans(orphan, n_neighbors):
         )
 
 
+def _set_distributions(est, G, y_index, labeled, n_classes):
+    """``label_distributions_``, ``transduction_`` and ``confidence_`` of
+    ``est`` from the scores ``G``. Rows without information are uniform
+    over the classes that have a labeled sample, with confidence 0."""
+    present = np.bincount(y_index[labeled], minlength=n_classes) > 0
+    est._uniform = present / present.sum()
+    est.label_distributions_, empty = normalize_distributions(G, est._uniform)
+    est.transduction_ = est.classes_[est.label_distributions_.argmax(axis=1)]
+    est.confidence_ = entropy_confidence(est.label_distributions_)
+    est.confidence_[empty] = 0.0
+
+
 def _warn_changed_labels(est, y_index, labeled):
     """Warn when labeled rows get another class in ``transduction_``."""
     predicted = est.label_distributions_[labeled].argmax(axis=1)
@@ -591,14 +603,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         self.affinity_ = W
         self.dissimilarity_ = Wdis
-        # Rows without information are uniform over the classes that have a
-        # labeled sample, with confidence 0.
-        present = np.bincount(y_index[labeled], minlength=n_classes) > 0
-        self._uniform = present / present.sum()
-        self.label_distributions_, empty = normalize_distributions(G, self._uniform)
-        self.transduction_ = self.classes_[self.label_distributions_.argmax(axis=1)]
-        self.confidence_ = entropy_confidence(self.label_distributions_)
-        self.confidence_[empty] = 0.0
+        _set_distributions(self, G, y_index, labeled, n_classes)
         _warn_changed_labels(self, y_index, labeled)
         self._row_keys = _row_hashes(X)
         # equal rows: unlabeled copies first, then in data order

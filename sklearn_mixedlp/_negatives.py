@@ -442,6 +442,16 @@ def _fit_discriminant(V, labels, weights, n_classes, shrinkage):
         shrinkage = ledoit_wolf_shrinkage(scaled, assume_centered=True)
     elif shrinkage is None:
         shrinkage = 0.0
+    return _discriminant_model(S, means, mass, present, shrinkage, n_classes)
+
+
+def _discriminant_model(S, means, mass, present, shrinkage, n_classes):
+    """The linear discriminant of the pooled within-class scatter ``S``
+    (consumed), shrunk by ``shrinkage`` towards a multiple of the identity,
+    the class ``means`` of the ``present`` classes and their ``mass``: a
+    ``("linear", coef, offset, present, n_classes)`` model, or a
+    ``("constant", priors)`` one when ``S`` is 0."""
+    n_features = S.shape[0]
     scale = np.trace(S) / n_features
     if not scale > 0:
         Q = np.zeros(n_classes)

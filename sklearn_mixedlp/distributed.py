@@ -897,21 +897,18 @@ class _ShardedFit:
             shrinkage = ledoit_wolf_shrinkage(
                 np.concatenate(cl.gather(scaled)), assume_centered=True
             )
-        scale = np.trace(S) / n_features
-        if not scale > 0:
-            Q = np.zeros(C)
-            Q[present] = mass[present] / mass[present].sum()
-            return ("constant", Q)
-        S *= 1.0 - shrinkage
-        S.flat[:: n_features + 1] += (shrinkage + 1e-12) * scale
-        coef = np.linalg.solve(S, means.T)
-        offset = np.log(mass[present]) - 0.5 * np.einsum("cf,fc->c", means, coef)
-        return ("linear", coef, offset, present, C)
+        from ._negatives import _discriminant_model
+
+        return _discriminant_model(S, means, mass, present, shrinkage, C)
 
     # -- the outputs ----------------------------------------------------------
     def outputs(self, F, orphan):
         """The fitted attributes of the transduction, as at the end of ``fit``."""
-        from ._label_propagation import _class_mass_normalize, _warn_changed_labels
+        from ._label_propagation import (
+            _class_mass_normalize,
+            _set_distributions,
+            _warn_changed_labels,
+        )
 
         est, C = self.est, self.n_classes
         G = np.concatenate(self.cl.gather(F))
@@ -919,12 +916,7 @@ class _ShardedFit:
         y_index, labeled = self.y_index, self.labeled
         if est.class_mass_normalization:
             G = _class_mass_normalize(G, y_index[labeled], C)
-        present = np.bincount(y_index[labeled], minlength=C) > 0
-        est._uniform = present / present.sum()
-        est.label_distributions_, empty = normalize_distributions(G, est._uniform)
-        est.transduction_ = est.classes_[est.label_distributions_.argmax(axis=1)]
-        est.confidence_ = entropy_confidence(est.label_distributions_)
-        est.confidence_[empty] = 0.0
+        _set_distributions(est, G, y_index, labeled, C)
         est.n_features_in_ = self.n_features
         est.n_shards_ = self.n_shards
         est._distributed_fit = True
