@@ -69,9 +69,9 @@ def get(work=None):
         compilation (and whether a solve uses the kernels depends on its
         size alone, not on what ran before in the process).
     """
-    if not enabled():
-        return None
     if work is not None and work < MIN_WORK:
+        return None
+    if not enabled():
         return None
     with _lock:
         if not _state["loaded"]:

@@ -33,6 +33,10 @@ _CHUNK_ENTRIES = 2**17
 _TINY_DEGREE = 1e-12
 
 
+# Fewer chunks than this run on the calling thread: a thread pool costs
+# more to start than they take.
+_MIN_THREADED_CHUNKS = 4
+
 # Rows used to estimate the shrinkage of the discriminant's covariance.
 _SHRINKAGE_ROWS = 10_000
 
@@ -170,7 +174,7 @@ def _map_chunks(fn, n_edges, n_classes):
     (numpy releases the GIL); each chunk writes its own slice."""
     slices = list(_edge_chunks(n_edges, n_classes))
     n_threads = min(len(slices), available_cores())
-    if n_threads <= 1:
+    if n_threads <= 1 or len(slices) < _MIN_THREADED_CHUNKS:
         for s in slices:
             fn(s)
         return
@@ -299,7 +303,8 @@ def _map_rows(fn, indptr, entries):
     all cores; each range writes its own part of the output."""
     spans = _row_spans(indptr, entries)
     n_threads = min(len(spans), available_cores())
-    if n_threads <= 1:
+    if n_threads <= 1 or indptr[-1] < _MIN_THREADED_CHUNKS * entries:
+        # starting threads costs more than a few chunks of work
         for rows in spans:
             fn(rows)
         return
