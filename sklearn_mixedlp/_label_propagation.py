@@ -211,6 +211,10 @@ _PAPER_MU = 1 / 99
 _SINGLE_MIN_MU = 1e-4
 
 
+# Relative residual of the solves that only feed the agreement mining's
+# rounds (the final solve meets ``tol``).
+_MINING_TOL = 1e-3
+
 # Ridge added to the rows of graph components without any labeled sample,
 # relative to the mean degree: it keeps the system SPD.
 _RIDGE = 1e-6
@@ -308,24 +312,40 @@ class _Mining:
         self.orphan, self.system, self._data, self.clock = orphan, system, data, clock
         self.n_classes = est.classes_.size
         self.n_iter = 0
-        self._lp = None
+        self._lp = self._lp_tol = None
 
-    def solve_lp(self):
+    def solve_lp(self, tol=None):
         if self._lp is None:
-            result = self.est._cg(self.system["A"], self.system["B"])
+            result = self.est._cg(self.system["A"], self.system["B"], tol=tol)
             self.clock.lap(
                 "label_propagation", f"{result.n_iter} iterations", result.n_iter
             )
-            self._lp = result.X
+            loose = tol is not None and tol > self.est.tol
+            self._lp, self._lp_tol = result.X, tol if loose else None
         return self._lp
 
-    def solve_mixed(self, Wdis, x0):
+    def solve_mixed(self, Wdis, x0, tol=None):
+        """The propagation with the negatives ``Wdis``, keeping the base
+        system; the warm start ``x0`` is overwritten by the solution."""
         n_iter = self.est.n_iter_
+        if x0 is self._lp:
+            self._lp = None  # plain_solution() solves again if it is needed
         G, self._orphan = self.est._mixed_solve(
-            self.system, self.W, Wdis, x0, self.row_scale, self, keep=True
+            self.system, self.W, Wdis, x0, self.row_scale, self, keep=True,
+            tol=tol,
         )
         self.n_iter += self.est.n_iter_ - n_iter
         return G
+
+    def plain_solution(self):
+        """The plain propagation at the estimator's ``tol``: the solution of
+        :meth:`solve_lp`, refined from where it stopped when it was solved
+        to a looser tolerance for the mining."""
+        F = self.solve_lp()
+        if self._lp_tol is not None:
+            F = self.est._cg(self.system["A"], self.system["B"], x0=F, overwrite_x0=True).X
+            self._lp, self._lp_tol = F, None
+        return F
 
     def finish(self, G, orphan):
         """Zero the rows without a labeled graph part, then class-mass
@@ -583,7 +603,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             mining.n_iter,
         )
         if n_negative == 0:
-            G = mining.solve_lp() if F is None else F
+            G = mining.plain_solution()
         else:
             n_iter = self.n_iter_
             G, orphan = self._mixed_solve(system, W, Wdis, F, row_scale, mining)
@@ -687,7 +707,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         has_label = np.bincount(component, weights=labeled, minlength=n_components)
         return has_label[component] == 0
 
-    def _cg(self, A, B, x0=None, overwrite_x0=False):
+    def _cg(self, A, B, x0=None, overwrite_x0=False, tol=None):
         # The normalised system has eigenvalues in [mu, 2 + mu]: float32
         # iterations with float64 residual refreshes meet tol in as many
         # iterations as float64 and move half the bytes.
@@ -696,7 +716,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             A,
             B,
             x0=x0,
-            tol=self.tol,
+            tol=self.tol if tol is None else max(tol, self.tol),
             max_iter=self.max_iter,
             solver=self._solver,
             device=self._device,
@@ -757,7 +777,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         A = pattern.system(values, scale, -1.0, np.full_like(degree, 1.0 + mu), out)
         return A, B, scale, pattern
 
-    def _mixed_solve(self, system, W, Wdis, F, row_scale, mining, keep=False):
+    def _mixed_solve(
+        self, system, W, Wdis, F, row_scale, mining, keep=False, tol=None
+    ):
         """Solve the propagation with the negatives ``Wdis``; returns the
         solution and the rows of graph parts without a labeled sample.
 
@@ -769,9 +791,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
           affinity, which keeps the system positive definite.
 
         With the normalised Laplacian, ``Q`` and ``Ldis`` become ``D^-1/2 Q
-        D^-1/2``; the cut graph gets its own degrees. Unless ``keep``, the
-        base system ``system['A']`` is dropped and the warm start ``F``
-        overwritten by the solution, to save memory."""
+        D^-1/2``; the cut graph gets its own degrees. The warm start ``F``
+        is overwritten by the solution, and unless ``keep`` the base system
+        ``system['A']`` is dropped, to save memory."""
         if self.dissimilarity_loss == "cut" and isinstance(Wdis, _OnGraph):
             # the cut graph is W with new values: same pattern, same system
             # structure, same row order; without keep, its values overwrite
@@ -796,7 +818,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                 out=None if keep else base.data,
             )
             del base, cut
-            return self._cg(A, B, x0=F, overwrite_x0=not keep).X, orphan
+            return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol).X, orphan
         if isinstance(Wdis, _OnGraph):
             Wdis = Wdis.tocsr()
         if self.dissimilarity_loss == "cut":
@@ -808,7 +830,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                 W_cut, mining.y_index, mining.labeled, orphan
             )
             del W_cut
-            return self._cg(A, B, x0=F, overwrite_x0=not keep).X, orphan
+            return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol).X, orphan
         dis_degree = sp.diags(np.asarray(Wdis.sum(axis=1)).ravel())
         sign = 1.0 if self.dissimilarity_loss == "mixed" else -1.0
         Q = dis_degree + sign * Wdis  # signless Laplacian, or Ldis for LPDR
@@ -818,7 +840,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         A = (base + sign * 2 * self.beta * Q).tocsr()
         del Q, base
         if self.dissimilarity_loss == "mixed":
-            result = self._cg(A, system["B"], x0=F, overwrite_x0=not keep)
+            result = self._cg(A, system["B"], x0=F, overwrite_x0=True, tol=tol)
             return result.X, mining.orphan
         result = minres_solve(
             A, system["B"], x0=F, tol=self.tol, max_iter=self.max_iter
@@ -1295,9 +1317,14 @@ _HARDNEGATIVELP_DOC = (
     view_weight : float, default=0.5
         Weight of the linear view's disagreement ``q_ij`` against the
         propagation's ``d_ij`` (``'two_view'``).
-    n_rounds : int, default=3
+    n_rounds : int, default=2
         Rounds of mining and propagation (``'two_view'`` and
-        ``'agreement'``); each round after the first adds one solve.
+        ``'agreement'``); each round after the first adds one solve. The
+        solves that only feed the rounds stop at a relative residual of
+        ``1e-3`` (they rank edges; ``tol`` applies to the final solve).
+        A third round adds about 0.06 points of accuracy on average and
+        takes the fit past twice plain propagation's time on small data
+        sets (see the user guide).
 """
     + _SHARED_PARAMS_DOC.replace("BETA_DEFAULT", "1.0").replace(
         "LOSS_DEFAULT", "'cut'"
@@ -1353,7 +1380,7 @@ class HardNegativeLP(_BaseMixedLP):
         *,
         temperature=None,
         view_weight=0.5,
-        n_rounds=3,
+        n_rounds=2,
         n_neighbors=10,
         kernel="self_tuning",
         gamma=3.0,
@@ -1416,9 +1443,9 @@ class HardNegativeLP(_BaseMixedLP):
         return self._fit(X, y)
 
     def _negative_weights(self, mining):
-        F = mining.solve_lp()
         self.mining_ = self.mining
         if self.mining in ("hard", "control"):
+            F = mining.solve_lp()
             if self.mining == "hard":
                 Wdis = hard_negative_weights(
                     mining.W, F, self._temperature(), scale_free=self.scale_free,
@@ -1430,6 +1457,8 @@ class HardNegativeLP(_BaseMixedLP):
                     mining.W, scores, scale_free=self.scale_free
                 )
             return Wdis, F
+        # the rounds only rank edges: their solves stop at _MINING_TOL
+        F = mining.solve_lp(tol=_MINING_TOL)
         V = mining.features() if self.mining == "two_view" else None
         # without features (a precomputed graph) only the propagation's view
         if V is None:
@@ -1437,7 +1466,7 @@ class HardNegativeLP(_BaseMixedLP):
         labeled, y_index = mining.labeled, mining.y_index
         for round_ in range(self.n_rounds):
             if round_:
-                F = mining.solve_mixed(Wdis, F)
+                F = mining.solve_mixed(Wdis, F, tol=_MINING_TOL)
             # the unit rows of the distributions P, their arg-max and
             # confidence (P itself is not kept)
             Pn, pseudo, confidence = mining.views(F)

@@ -707,16 +707,18 @@ class _ShardedFit:
         ]
 
     # -- the solves ---------------------------------------------------------
-    def solve(self, systems, x0=None):
-        """Block CG (float64, Jacobi, columns frozen at tol) from ``x0``;
-        returns the solution's row blocks (futures)."""
+    def solve(self, systems, x0=None, tol=None):
+        """Block CG (float64, Jacobi, columns frozen at ``tol``, by default
+        the estimator's) from ``x0``; returns the solution's row blocks
+        (futures)."""
         est, cl = self.est, self.cl
         labeled_norm = self.sum(
             cl.on(s, lambda B: (B * B).sum(axis=0), self.B[s]) for s in self.shards
         )
         b_norm = np.sqrt(labeled_norm)
         b_norm = b_norm + (b_norm == 0)
-        target = est.tol * b_norm
+        tol = est.tol if tol is None else max(tol, est.tol)
+        target = tol * b_norm
         state = [
             cl.on(s, _cg_start, systems[s], self.B[s],
                   None if x0 is None else x0[s],
@@ -755,11 +757,11 @@ class _ShardedFit:
             beta = np.where(active, beta, 0.0)
             gamma = gamma_new
         residuals = norm / b_norm
-        if not (residuals <= est.tol).all():
+        if not (residuals <= tol).all():
             warnings.warn(
                 f"Conjugate gradient stopped after max_iter={est.max_iter} "
                 f"iterations with relative residual {residuals.max():.2e} > "
-                f"tol={est.tol:g} in {int((residuals > est.tol).sum())} of "
+                f"tol={tol:g} in {int((residuals > tol).sum())} of "
                 f"{residuals.size} column(s). Increase max_iter or tol.",
                 ConvergenceWarning,
             )
@@ -773,7 +775,15 @@ class _ShardedFit:
         blocks and its orphan rows."""
         est = self.est
         est.n_iter_ = 0
-        F = self.solve(self.systems(self.base, self.base_orphan))
+        from ._label_propagation import _MINING_TOL
+
+        # as in the single-machine fit, the solves that only feed the
+        # mining's rounds stop at _MINING_TOL
+        mining = hasattr(est, "n_rounds") and est.mining in ("two_view", "agreement")
+        F = self.solve(
+            self.systems(self.base, self.base_orphan),
+            tol=_MINING_TOL if mining else None,
+        )
         self.lap("label_propagation", f"{self.n_iter} iterations", self.n_iter)
         if not hasattr(est, "n_rounds"):  # MixedLabelPropagation
             return F, self.base_orphan
@@ -782,7 +792,7 @@ class _ShardedFit:
         orphan, n_iter, negatives = self.base_orphan, 0, None
         for round_ in range(est.n_rounds):
             if round_:
-                F, orphan = self.solve_cut(negatives, F)
+                F, orphan = self.solve_cut(negatives, F, tol=_MINING_TOL)
                 n_iter += self.n_iter
             negatives = self.mine(F, orphan, V)
         self.lap("mining", f"{est.n_rounds} rounds", n_iter)
@@ -790,7 +800,7 @@ class _ShardedFit:
         self.lap("mixed_solve", f"{self.n_iter} iterations", self.n_iter)
         return F, orphan
 
-    def solve_cut(self, negatives, F):
+    def solve_cut(self, negatives, F, tol=None):
         """The propagation on the cut graph ``max(W - beta Wdis, 0)``,
         warm-started from ``F``."""
         cl = self.cl
@@ -801,7 +811,7 @@ class _ShardedFit:
         weights = [cl.on(s, _weights, self.halo[s], cl.on(s, operator.itemgetter(0), cut[s]))
                    for s in self.shards]
         orphan = self.orphans(weights) if removed else self.base_orphan
-        return self.solve(self.systems(weights, orphan), F), orphan
+        return self.solve(self.systems(weights, orphan), F, tol=tol), orphan
 
     # -- the mining ----------------------------------------------------------
     def mine(self, F, orphan, V):

@@ -822,10 +822,10 @@ def test_verbose_prints_stage_lines(small_digits, capsys, Est):
 
 
 # -- 7. convergence ---------------------------------------------------------------
-# HardNegativeLP: the first propagation, two solves between its three rounds
-# of mining, and the final solve
+# HardNegativeLP: the first propagation, one solve between its two rounds of
+# mining, and the final solve
 @pytest.mark.parametrize(
-    "Est, n_solves", [(MixedLabelPropagation, 1), (HardNegativeLP, 4)]
+    "Est, n_solves", [(MixedLabelPropagation, 1), (HardNegativeLP, 3)]
 )
 def test_convergence_warning_with_max_iter_1(small_digits, Est, n_solves):
     X, _, y, _ = small_digits

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
+from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, _label_propagation
 from sklearn_mixedlp._negatives import (
     agreement_weights,
     discriminant_features,
@@ -170,9 +170,11 @@ def test_rows_the_cut_separates_from_every_label_are_uniform():
 
 @pytest.mark.parametrize("params", SOLVERS)
 @pytest.mark.parametrize("mining", ["two_view", "agreement"])
-def test_two_view_pipeline_equals_dense(mining, params):
+def test_two_view_pipeline_equals_dense(mining, params, monkeypatch):
     """Three rounds: solve, distributions P, linear view Q, negatives, solve
-    on the cut graph, ..., each step by its definition."""
+    on the cut graph, ..., each step by its definition (the rounds' solves
+    at the estimator's tol)."""
+    monkeypatch.setattr(_label_propagation, "_MINING_TOL", 0.0)
     X, y_train = problem(n=150, seed=6)
     est = HardNegativeLP(
         mining, n_neighbors=8, knn_backend="exact", tol=1e-11, mu="auto", **params
@@ -203,6 +205,28 @@ def test_two_view_pipeline_equals_dense(mining, params):
     np.testing.assert_allclose(
         est.label_distributions_, distributions(F, est, y_train), atol=1e-6
     )
+
+
+def test_mining_rounds_stop_early_and_the_final_solve_meets_tol():
+    """The rounds' solves stop at a relative residual of _MINING_TOL: fewer
+    iterations, nearly the same negatives; the final solve on the cut graph
+    still meets tol (a dense solve on the fitted dissimilarity_)."""
+    X, y_train = problem(n=300, seed=3)
+    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    default = HardNegativeLP(**params).fit(X, y_train)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_label_propagation, "_MINING_TOL", 0.0)
+        exact = HardNegativeLP(**params).fit(X, y_train)
+    assert _label_propagation._MINING_TOL >= 1e-4
+    assert default.n_iter_ < 0.8 * exact.n_iter_
+    Wd, We = default.dissimilarity_.toarray(), exact.dissimilarity_.toarray()
+    assert 0 < np.abs(Wd - We).max() < 0.02 * We.max()
+    np.testing.assert_array_equal(default.transduction_, exact.transduction_)
+    W = default.affinity_.toarray()
+    Y = (y_train[:, None] == default.classes_[None, :]).astype(float)
+    A, B = normalized_system(W - Wd, default.mu_, Y)
+    expected = distributions(np.linalg.solve(A, B), default, y_train)
+    np.testing.assert_allclose(default.label_distributions_, expected, atol=1e-7)
 
 
 def test_mu_auto_is_the_labeled_fraction_or_the_papers_value():
