@@ -770,15 +770,33 @@ def main(argv=None):
                 plan.setdefault(d, {}).setdefault(r, set()).update(methods)
         kept, kept_diag = [], []
         if args.methods and path.exists():
+            # the rows of the methods, sets and rates run now are replaced,
+            # and the graph timings of the graphs built again
+            def rebuilt(dataset, graph):
+                needs = set().union(*plan[dataset].values())
+                if graph.startswith("graph: GraphLearning"):
+                    return any(METHODS[m][2] for m in needs)
+                return any(METHODS[m][0] == PAPER for m in needs)
+
+            def keep(r):
+                if r[0] not in plan:
+                    return True
+                if r[3].startswith("graph:"):
+                    return not rebuilt(r[0], r[3])
+                return r[3] not in plan[r[0]].get(int(r[1]), ())
+
             with open(path, newline="") as fh:
-                kept = [
-                    r
-                    for r in list(csv.reader(fh))[1:]
-                    if r[3] not in methods and not (r[3].startswith("graph:") and r[0] in plan)
-                ]
-            if diag_path.exists() and not {PLAIN, MINED} & set(methods):
+                kept = [r for r in list(csv.reader(fh))[1:] if keep(r)]
+            if diag_path.exists():
+                # the diagnostics come from plain LP and the mined fit together
                 with open(diag_path, newline="") as fh:
-                    kept_diag = list(csv.reader(fh))[1:]
+                    kept_diag = [
+                        r
+                        for r in list(csv.reader(fh))[1:]
+                        if r[0] not in plan
+                        or int(r[1]) not in plan[r[0]]
+                        or not {PLAIN, MINED} <= plan[r[0]][int(r[1])]
+                    ]
         start = time.perf_counter()
 
         def log(message):

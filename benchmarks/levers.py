@@ -62,12 +62,14 @@ STEPS = [
     ("agreement cut, propagation view only, 1 round", _DEFAULT,
      lambda: HardNegativeLP("agreement", n_rounds=1), None),
     ("agreement cut, propagation view only, 3 rounds", _DEFAULT,
-     lambda: HardNegativeLP("agreement"), None),
+     lambda: HardNegativeLP("agreement", n_rounds=3), None),
     ("two views, 1 round", _DEFAULT,
      lambda: HardNegativeLP(n_rounds=1), "features"),
     ("two views, 3 rounds, repulsion (mixed loss, beta=0.3)", _DEFAULT,
-     lambda: HardNegativeLP(dissimilarity_loss="mixed", beta=0.3), "features"),
-    ("two views, 3 rounds, cut = HardNegativeLP()", _DEFAULT,
+     lambda: HardNegativeLP(dissimilarity_loss="mixed", beta=0.3, n_rounds=3), "features"),
+    ("two views, 3 rounds, cut", _DEFAULT,
+     lambda: HardNegativeLP(n_rounds=3), "features"),
+    ("two views, 2 rounds, cut = HardNegativeLP()", _DEFAULT,
      lambda: HardNegativeLP(), "features"),
     ("oracle negatives, MixedLabelPropagation() (beta=1)", _DEFAULT,
      lambda: MixedLabelPropagation(), "oracle"),
@@ -105,7 +107,9 @@ def oracle_pairs(A, y):
     return np.column_stack([W.row[keep], W.col[keep]])
 
 
-def run(datasets, seeds, n_labeled, writer, log):
+def run(datasets, seeds, n_labeled, writer, log, steps=None):
+    """Every step of STEPS (or those labelled in ``steps``) on every draw."""
+    chosen = [s for s in STEPS if steps is None or s[0] in steps]
     for name in datasets:
         X, y = load(name)
         graphs = {g: knn_graph(X, **params) for g, params in GRAPHS.items()}
@@ -113,7 +117,7 @@ def run(datasets, seeds, n_labeled, writer, log):
         for seed in seeds:
             y_train = mask_labels(y, n_labeled, random_state=seed)
             unlabeled = y_train == -1
-            for label, graph, make, extra in STEPS:
+            for label, graph, make, extra in chosen:
                 A = graphs[graph]
                 est = make().set_params(knn_backend="precomputed")
                 start = time.perf_counter()
@@ -167,7 +171,15 @@ def main(argv=None):
     parser.add_argument("--n-labeled", type=int, default=5)
     parser.add_argument("--output-dir", type=Path, default=Path("doc/benchmarks"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--steps", nargs="+", metavar="LABEL",
+        help="run only the steps with these labels and replace their rows in an "
+        "existing levers.csv (the other rows are kept)",
+    )
     args = parser.parse_args(argv)
+    labels = [s[0] for s in STEPS]
+    if args.steps and set(args.steps) - set(labels):
+        parser.error(f"unknown steps {sorted(set(args.steps) - set(labels))}; known: {labels}")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / "levers.csv"
     if not args.report_only:
@@ -176,10 +188,18 @@ def main(argv=None):
         def log(message):
             print(f"[{time.perf_counter() - start:7.1f}s] {message}", flush=True)
 
+        kept = []
+        if args.steps and path.exists():
+            with open(path, newline="") as fh:
+                kept = [
+                    r for r in list(csv.reader(fh))[1:]
+                    if r[2] not in args.steps or r[0] not in args.datasets
+                ]
         with open(path, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["dataset", "seed", "step", "accuracy", "seconds"])
-            run(args.datasets, args.seeds, args.n_labeled, writer, log)
+            writer.writerows(kept)
+            run(args.datasets, args.seeds, args.n_labeled, writer, log, args.steps)
     print(report(path, args.datasets, args.seeds, args.n_labeled, args.output_dir))
 
 
