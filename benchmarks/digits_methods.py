@@ -15,7 +15,7 @@ iterations (medians over the draws), for each method
   ``HardNegativeLP('hard')`` (scale-free, lambda = 16, cut from the
   graph); and
   ``HardNegativeLP()``, negatives mined from two views (the propagation and
-  a linear discriminant) in 3 rounds and cut from the graph.
+  a linear discriminant) in 2 rounds and cut from the graph.
 
 The nine-dataset comparison with scikit-learn and GraphLearning is
 ``benchmarks/accuracy.py``. Every ``UserWarning`` of a fit is an error.

@@ -13,7 +13,7 @@ Compare, on scikit-learn's hand-written digits with 5 labels per class,
   ``HardNegativeLP('hard')``;
 * the default of :class:`~sklearn_mixedlp.HardNegativeLP`, negatives
   mined from two views, the propagation and a linear discriminant of the
-  features, in 3 rounds, each cutting the mined share of every edge from
+  features, in 2 rounds, each cutting the mined share of every edge from
   the graph, ``HardNegativeLP()``;
 
 in the paper's literal configuration, built with the
@@ -243,12 +243,12 @@ plt.show()
 #   temperature.
 # * **With the defaults the mined negatives are real and informative, but
 #   on the digits they leave little to correct.** Edge removal puts 43.9 %
-#   of its mined weight, and the two-view mining 30.4 %, on edges that join
+#   of its mined weight, and the two-view mining 29.1 %, on edges that join
 #   two different digits, against 1.9 % of the graph's affinity; Control,
 #   which ignores where an edge leads, 2.1 %, no better than chance. Yet
 #   all three stay within a tenth of a point of plain LP (0.958): Control
 #   and edge removal +0.0003 and +0.0007 on average, the two-view mining
-#   -0.0008 (lower in 6 of the 10 draws, higher in 2). Plain LP already
+#   -0.0001 (lower in 5 of the 10 draws, higher in 3). Plain LP already
 #   labels 96 % of the digits right, and most edges that join two digits
 #   are edges whose ends it already labels differently, where a negative
 #   has nothing to add (see

@@ -333,10 +333,10 @@ print(
 
 # %%
 # The defaults are more accurate at every setting of the grid (0.801 to
-# 0.953 against 0.787 to 0.905 in a full build; 0.936 against 0.899 at the
+# 0.952 against 0.787 to 0.905 in a full build; 0.936 against 0.899 at the
 # setting the semi-supervised search picked), but the setting still
-# matters: 50 neighbours remain the worst row (0.801 to 0.913), and 8
-# components lose too much (0.801 to 0.833, against 0.913 to 0.953 with
+# matters: 50 neighbours remain the worst row (0.801 to 0.915), and 8
+# components lose too much (0.801 to 0.834, against 0.915 to 0.952 with
 # 64). Tune them the same way, with
 # :class:`~sklearn_mixedlp.model_selection.SemiSupervisedKFold` and
 # :func:`~sklearn_mixedlp.model_selection.make_semi_supervised_scorer`:

@@ -309,11 +309,11 @@ plt.show()
 #   digits, the red lines that run into the crossed points plain LP gets
 #   wrong. Edge removal, which reads the propagation's scores alone, gives
 #   them 11.6 % of their affinity (20 of them at least half); the
-#   propagation's distributions alone (``'agreement'``) 20.6 % (46 edges);
-#   the two views 25.8 % (51 edges): the linear discriminant sees some of
+#   propagation's distributions alone (``'agreement'``) 19.7 % (46 edges);
+#   the two views 27.8 % (57 edges): the linear discriminant sees some of
 #   the edges along which the propagation carries a wrong label.
-# * **The price is paid on the same-digit edges**: 1.4 %, 0.4 % and 3.0 %
-#   of their affinity, and 147, 41 and 405 of the 11,928 such edges cut
+# * **The price is paid on the same-digit edges**: 1.4 %, 0.6 % and 3.1 %
+#   of their affinity, and 147, 44 and 427 of the 11,928 such edges cut
 #   by at least half. On the digits the two balance: the two-view mining
 #   scores 0.965 on this draw, as plain LP, the propagation's view alone
 #   0.971, edge removal 0.966. Over 10 draws, edge removal and the two

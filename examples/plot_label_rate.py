@@ -21,7 +21,7 @@ with ``temperature=4`` on the raw scores), and with the package's defaults
 (10 self-tuning neighbours, normalised Laplacian, class-mass
 normalisation, ``mu='auto'``, which follows the label density; for
 ``HardNegativeLP()`` negatives mined from two views, the propagation and
-a linear discriminant of the features, in 3 rounds, each cutting the
+a linear discriminant of the features, in 2 rounds, each cutting the
 mined share of every edge from the graph), and, as peers, scikit-learn's
 :class:`~sklearn.semi_supervised.LabelSpreading` with a kNN kernel
 (``n_neighbors=10``) and with an RBF kernel.
@@ -236,9 +236,9 @@ plt.show()
 # * **With the defaults the mined negatives barely move the accuracy on
 #   the digits.** The two-view mining cuts 4 to 5 % of the graph's
 #   affinity at every label rate, and HardNegativeLP stays within a point
-#   of plain LP: a little above with 1 label per class (0.882 against
+#   of plain LP: a little above with 1 label per class (0.880 against
 #   0.874, higher in 7 of the 10 draws), level from 3 labels on (0.944
 #   against 0.943 with 3, 0.958 for both with 5, 0.966 against 0.967 with
-#   10, 0.987 for both with 50). On raw pixels the choice of graph
+#   10, 0.986 against 0.987 with 50). On raw pixels the choice of graph
 #   (``n_neighbors``) matters more than the negatives; cross-validate it
 #   with :class:`~sklearn_mixedlp.model_selection.SemiSupervisedKFold`.

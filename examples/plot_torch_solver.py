@@ -90,7 +90,7 @@ backends = {
 # handle) are not counted. ``verbose=1`` prints the time elapsed at the end
 # of each stage: the kNN graph (built on the CPU by the same neighbour
 # search for both backends), the label propagation of eq. 16, the mining
-# of the negatives (3 rounds of the two-view mining, with a propagation on
+# of the negatives (2 rounds of the two-view mining, with a propagation on
 # the cut graph between them; their iterations count in ``n_iter_``) and
 # the final propagation on the cut graph (the stage ``mixed_solve``).
 #
