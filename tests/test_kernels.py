@@ -197,11 +197,14 @@ def test_system_pattern_equals_sparse_sum(kernels, compiled):
 @pytest.mark.parametrize("mining", ["two_view", "agreement"])
 def test_fit_with_compiled_kernels_equals_numpy(kernels, monkeypatch, mining):
     """The whole fit (graph, mining rounds, solves) with the compiled
-    kernels forced on a small problem, against numpy and scipy."""
+    kernels forced on a small problem, against numpy and scipy (every solve
+    at tol, so that the two paths differ by rounding alone)."""
     from sklearn.datasets import load_digits
 
-    from sklearn_mixedlp import HardNegativeLP
+    from sklearn_mixedlp import HardNegativeLP, _label_propagation
     from sklearn_mixedlp.datasets import mask_labels
+
+    monkeypatch.setattr(_label_propagation, "_MINING_TOL", 0.0)
 
     X, y = load_digits(return_X_y=True)
     y_train = mask_labels(y, 5, random_state=0)
