@@ -313,6 +313,8 @@ class _Mining:
         self.n_classes = est.classes_.size
         self.n_iter = 0
         self._lp = self._lp_tol = None
+        # set when a round's cut system took the base system's place
+        self.base_replaced = False
 
     def solve_lp(self, tol=None):
         if self._lp is None:
@@ -341,6 +343,13 @@ class _Mining:
         """The plain propagation at the estimator's ``tol``: the solution of
         :meth:`solve_lp`, refined from where it stopped when it was solved
         to a looser tolerance for the mining."""
+        if self.base_replaced:
+            # a round's cut system overwrote the base one: build it again
+            self.system["A"] = self.est._base_system(
+                self.W, self.y_index, self.labeled, self.orphan,
+                B=self.system["B"], pattern=self.system["pattern"],
+            )[0]
+            self.base_replaced, self._lp = False, None
         F = self.solve_lp()
         if self._lp_tol is not None:
             F = self.est._cg(self.system["A"], self.system["B"], x0=F, overwrite_x0=True).X
@@ -792,12 +801,14 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         With the normalised Laplacian, ``Q`` and ``Ldis`` become ``D^-1/2 Q
         D^-1/2``; the cut graph gets its own degrees. The warm start ``F``
-        is overwritten by the solution, and unless ``keep`` the base system
-        ``system['A']`` is dropped, to save memory."""
+        is overwritten by the solution, to save memory. With the cut loss
+        on negatives on the graph's pattern, the cut system takes the
+        place of ``system['A']`` (its values are written over the old
+        ones), and stays there with ``keep``; otherwise ``system['A']`` is
+        dropped unless ``keep``."""
         if self.dissimilarity_loss == "cut" and isinstance(Wdis, _OnGraph):
             # the cut graph is W with new values: same pattern, same system
-            # structure, same row order; without keep, its values overwrite
-            # those of the base system
+            # structure, same row order
             cut, degree, removed = _cut_values(
                 W, Wdis.values, self.beta, getattr(self, "_fit_kernels", None)
             )
@@ -811,13 +822,19 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                 W_cut.eliminate_zeros()
                 orphan = self._unlabeled_components(W_cut, mining.labeled)
                 del W_cut
-            base = system["A"] if keep else system.pop("A")
+            # the values of the cut system overwrite those of the system in
+            # place (the base one, or the previous round's cut one): every
+            # cut is computed from W, never from an earlier system
+            base = system.pop("A")
             A, B, _, _ = self._base_system(
                 W, mining.y_index, mining.labeled, orphan, values=cut,
                 degree=degree, pattern=system["pattern"], B=system["B"],
-                out=None if keep else base.data,
+                out=base.data,
             )
             del base, cut
+            if keep:
+                system["A"] = A
+                mining.base_replaced = True
             return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol).X, orphan
         if isinstance(Wdis, _OnGraph):
             Wdis = Wdis.tocsr()

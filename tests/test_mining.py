@@ -229,6 +229,30 @@ def test_mining_rounds_stop_early_and_the_final_solve_meets_tol():
     np.testing.assert_allclose(default.label_distributions_, expected, atol=1e-7)
 
 
+def test_no_negatives_after_a_round_gives_plain_propagation(monkeypatch):
+    """A round's cut system overwrites the base system in place; when the
+    last round mines nothing, the fit is plain label propagation, solved
+    again on the base system (not on the earlier round's cut graph)."""
+    X, y_train = problem(n=300, seed=3)
+    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    plain = MixedLabelPropagation(**params).fit(X, y_train)
+    real = _label_propagation.agreement_data
+    calls = []
+
+    def first_round_only(*args, **kwargs):
+        values = real(*args, **kwargs)
+        calls.append(np.count_nonzero(values))
+        return values if len(calls) == 1 else np.zeros_like(values)
+
+    monkeypatch.setattr(_label_propagation, "agreement_data", first_round_only)
+    est = HardNegativeLP(n_rounds=2, **params).fit(X, y_train)
+    assert len(calls) == 2 and calls[0] > 0  # the first round did cut edges
+    assert est.dissimilarity_.nnz == 0
+    np.testing.assert_allclose(
+        est.label_distributions_, plain.label_distributions_, atol=1e-8
+    )
+
+
 def test_mu_auto_is_the_labeled_fraction_or_the_papers_value():
     X, y_train = problem(seed=2)
     auto = MixedLabelPropagation(n_neighbors=8, mu="auto").fit(X, y_train)
