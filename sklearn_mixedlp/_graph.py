@@ -626,11 +626,26 @@ def knn_affinity(
 
 
 def symmetrize(A):
-    """``W = A + A^T`` as CSR with sorted indices and no stored zeros."""
+    """``W = A + A^T`` as CSR with sorted indices, a zero diagonal and no
+    stored zeros."""
     W = (A + A.T).tocsr()
-    W.setdiag(0)
-    W.eliminate_zeros()
+    drop_diagonal(W)
     W.sort_indices()
+    return W
+
+
+def drop_diagonal(W, chunk_rows=2**16):
+    """Remove the stored diagonal entries of the CSR matrix ``W`` in place
+    (and any stored zero). Unlike ``setdiag(0)``, which stores the
+    missing diagonal entries first (seconds on a graph of tens of millions
+    of entries), it only touches the stored ones, by chunks of rows."""
+    n_rows = W.shape[0]
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        lo, hi = W.indptr[start], W.indptr[stop]
+        rows = np.repeat(np.arange(start, stop), np.diff(W.indptr[start : stop + 1]))
+        W.data[lo:hi][W.indices[lo:hi] == rows] = 0
+    W.eliminate_zeros()
     return W
 
 

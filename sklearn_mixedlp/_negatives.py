@@ -23,6 +23,7 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.utils import check_random_state
 
 from . import _kernels
+from ._graph import drop_diagonal
 from ._utils import available_cores, entropy_confidence, normalize_distributions
 
 # Edges processed per chunk is _CHUNK_ENTRIES // n_classes (a chunk of
@@ -534,9 +535,7 @@ def mom_negative_weights(knn):
     Wdis : sparse CSR matrix of shape (n_samples, n_samples)
     """
     K = (sp.csr_matrix(knn) != 0).astype(np.float64)
-    Wdis = abs(K - K.T).tocsr()
-    Wdis.setdiag(0)
-    Wdis.eliminate_zeros()
+    Wdis = drop_diagonal(abs(K - K.T).tocsr())
     Wdis.sort_indices()
     return Wdis
 

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from sklearn_mixedlp._graph import (
     NeighborIndex,
+    drop_diagonal,
     knn_affinity,
     l2_normalize,
     neighbor_recall,
@@ -355,3 +356,22 @@ def test_neighbor_recall_exact_and_corrupted(sphere_data):
         neighbor_recall(sphere_data, idx[:10])
     with pytest.raises(ValueError, match="k=11"):
         neighbor_recall(sphere_data, idx, k=11)
+
+
+def test_symmetrize_drops_the_diagonal_and_stored_zeros():
+    """A + A^T without its diagonal (stored or not) and without stored
+    zeros, against the dense definition."""
+    rng = np.random.default_rng(0)
+    A = sp.random(300, 300, density=0.05, random_state=1, format="csr")
+    A.setdiag(rng.uniform(0.5, 1.0, 300))  # self-loops, as a precomputed graph may have
+    A.data[::7] = 0.0  # stored zeros
+    W = symmetrize(A)
+    dense = A.toarray() + A.toarray().T
+    np.fill_diagonal(dense, 0.0)
+    np.testing.assert_array_equal(W.toarray(), dense)
+    assert W.has_sorted_indices and W.data.min() > 0
+    assert not np.any(W.indices == np.repeat(np.arange(300), np.diff(W.indptr)))
+    # chunk boundaries do not matter
+    np.testing.assert_array_equal(
+        drop_diagonal((A + A.T).tocsr(), chunk_rows=7).toarray(), dense
+    )
