@@ -1459,10 +1459,17 @@ class HardNegativeLP(_BaseMixedLP):
         """
         return self._fit(X, y)
 
+    def _mining_solve_tol(self):
+        """The tolerance of the solves that only feed the mining: the
+        rounds of ``'two_view'`` and ``'agreement'`` only rank edges and
+        stop at ``_MINING_TOL``; None (``tol``) for the single-pass
+        minings, whose solution is the paper's."""
+        return _MINING_TOL if self.mining in ("two_view", "agreement") else None
+
     def _negative_weights(self, mining):
         self.mining_ = self.mining
+        F = mining.solve_lp(tol=self._mining_solve_tol())
         if self.mining in ("hard", "control"):
-            F = mining.solve_lp()
             if self.mining == "hard":
                 Wdis = hard_negative_weights(
                     mining.W, F, self._temperature(), scale_free=self.scale_free,
@@ -1474,8 +1481,6 @@ class HardNegativeLP(_BaseMixedLP):
                     mining.W, scores, scale_free=self.scale_free
                 )
             return Wdis, F
-        # the rounds only rank edges: their solves stop at _MINING_TOL
-        F = mining.solve_lp(tol=_MINING_TOL)
         V = mining.features() if self.mining == "two_view" else None
         # without features (a precomputed graph) only the propagation's view
         if V is None:
@@ -1483,7 +1488,7 @@ class HardNegativeLP(_BaseMixedLP):
         labeled, y_index = mining.labeled, mining.y_index
         for round_ in range(self.n_rounds):
             if round_:
-                F = mining.solve_mixed(Wdis, F, tol=_MINING_TOL)
+                F = mining.solve_mixed(Wdis, F, tol=self._mining_solve_tol())
             # the unit rows of the distributions P, their arg-max and
             # confidence (P itself is not kept)
             Pn, pseudo, confidence = mining.views(F)

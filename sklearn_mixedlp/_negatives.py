@@ -304,8 +304,7 @@ def _map_rows(fn, indptr, entries):
     all cores; each range writes its own part of the output."""
     spans = _row_spans(indptr, entries)
     n_threads = min(len(spans), available_cores())
-    if n_threads <= 1 or indptr[-1] < _MIN_THREADED_CHUNKS * entries:
-        # starting threads costs more than a few chunks of work
+    if n_threads <= 1 or len(spans) < _MIN_THREADED_CHUNKS:
         for rows in spans:
             fn(rows)
         return

@@ -775,15 +775,10 @@ class _ShardedFit:
         blocks and its orphan rows."""
         est = self.est
         est.n_iter_ = 0
-        from ._label_propagation import _MINING_TOL
-
         # as in the single-machine fit, the solves that only feed the
-        # mining's rounds stop at _MINING_TOL
-        mining = hasattr(est, "n_rounds") and est.mining in ("two_view", "agreement")
-        F = self.solve(
-            self.systems(self.base, self.base_orphan),
-            tol=_MINING_TOL if mining else None,
-        )
+        # mining's rounds stop early
+        mining_tol = est._mining_solve_tol() if hasattr(est, "n_rounds") else None
+        F = self.solve(self.systems(self.base, self.base_orphan), tol=mining_tol)
         self.lap("label_propagation", f"{self.n_iter} iterations", self.n_iter)
         if not hasattr(est, "n_rounds"):  # MixedLabelPropagation
             return F, self.base_orphan
@@ -792,7 +787,7 @@ class _ShardedFit:
         orphan, n_iter, negatives = self.base_orphan, 0, None
         for round_ in range(est.n_rounds):
             if round_:
-                F, orphan = self.solve_cut(negatives, F, tol=_MINING_TOL)
+                F, orphan = self.solve_cut(negatives, F, tol=mining_tol)
                 n_iter += self.n_iter
             negatives = self.mine(F, orphan, V)
         self.lap("mining", f"{est.n_rounds} rounds", n_iter)
