@@ -828,9 +828,10 @@ def permute_symmetric(M, perm):
     """``M[perm][:, perm]`` for a square sparse ``M``, with one copy: the
     rows are gathered, the column indices renumbered in place and sorted."""
     M = sp.csr_matrix(M)[perm]
-    inverse = np.empty_like(perm)
-    inverse[perm] = np.arange(perm.size, dtype=perm.dtype)
-    M.indices = inverse[M.indices].astype(M.indices.dtype, copy=False)
+    inverse = np.empty(perm.size, dtype=M.indices.dtype)
+    inverse[perm] = np.arange(perm.size, dtype=M.indices.dtype)
+    # renumbered in place: no temporary of the size of the indices
+    np.take(inverse, M.indices, out=M.indices)
     M.has_sorted_indices = False
     M.sort_indices()
     return M

@@ -11,8 +11,11 @@ pass, vectorised over the columns:
   column dot products ``sum_i X_ic (A X)_ic`` per chunk, fused (row-blocked:
   each output row is accumulated in cache while the rows of ``X`` that its
   stored entries name are gathered);
-- :func:`csr_residual`: ``R = B - A @ X`` and ``sum_i R_ic^2`` per chunk;
+- :func:`csr_residual`: ``R = B - A @ X`` and ``sum_i R_ic^2`` per chunk
+  (``B`` stored by its nonzero rows);
 - :func:`cg_step` and :func:`cg_direction`: the fused CG vector updates;
+- :func:`gather_rows_in_place`: ``G = G[perm]`` for a permutation, without
+  a second ``N x C`` block;
 - :func:`edge_cosines`: ``1 - <U_i, U_j>`` for every stored entry of a CSR
   pattern (a sampled dense-dense product).
 

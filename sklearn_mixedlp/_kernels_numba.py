@@ -51,10 +51,11 @@ def csr_matmat(indptr, indices, data, X, out, bounds, first, last, dots, want):
                     dots[chunk, c] += np.float64(X[i, c]) * np.float64(acc[c])
 
 @jit
-def csr_residual(indptr, indices, data, X, B, R, bounds, first, last, sq):
+def csr_residual(indptr, indices, data, X, slot, values, R, bounds, first, last, sq):
     """``R = B - A @ X`` on chunks ``first .. last - 1`` (computed in
     ``X``'s precision, stored in ``R``'s), and ``sq[chunk, c] = sum_i
-    R_ic^2`` in float64."""
+    R_ic^2`` in float64. Row ``i`` of ``B`` is ``values[slot[i]]``, or
+    zero where ``slot[i] < 0``."""
     n_cols = X.shape[1]
     acc = np.empty(n_cols, dtype=X.dtype)
     for chunk in range(first, last):
@@ -62,8 +63,14 @@ def csr_residual(indptr, indices, data, X, B, R, bounds, first, last, sq):
             sq[chunk, c] = 0.0
         for i in range(bounds[chunk], bounds[chunk + 1]):
             _row_product(indptr, indices, data, X, i, acc)
+            k = slot[i]
+            if k >= 0:
+                for c in range(n_cols):
+                    acc[c] = values[k, c] - acc[c]
+            else:
+                for c in range(n_cols):
+                    acc[c] = -acc[c]
             for c in range(n_cols):
-                acc[c] = B[i, c] - acc[c]
                 R[i, c] = acc[c]
                 sq[chunk, c] += np.float64(acc[c]) * np.float64(acc[c])
 
@@ -206,3 +213,24 @@ def pattern_with_diagonal(indptr, indices, a_indices, diag_pos, start, stop):
         if not placed:
             a_indices[q] = i
             diag_pos[i] = q
+
+
+@jit
+def gather_rows_in_place(G, source, done):
+    """``G = G[source]`` in place, for a permutation ``source``: each cycle
+    of the permutation is followed with one row of scratch; ``done`` (all
+    False on entry) marks the rows already written."""
+    tmp = np.empty(G.shape[1], dtype=G.dtype)
+    for start in range(G.shape[0]):
+        if done[start]:
+            continue
+        tmp[:] = G[start]
+        r = start
+        while True:
+            done[r] = True
+            src = source[r]
+            if src == start:
+                G[r] = tmp
+                break
+            G[r] = G[src]
+            r = src

@@ -339,6 +339,16 @@ class _Mining:
         self.n_iter += self.est.n_iter_ - n_iter
         return G
 
+    def warm_start(self, F):
+        """``F`` (a solution of the mining) as the float64 warm start of the
+        final solve; the mining's own reference to it is dropped, so that a
+        float32 ``F`` is freed before the solve allocates its blocks."""
+        if F is None:
+            return None
+        if F is self._lp:
+            self._lp = None
+        return np.asarray(F, dtype=np.float64)
+
     def plain_solution(self):
         """The plain propagation at the estimator's ``tol``: the solution of
         :meth:`solve_lp`, refined from where it stopped when it was solved
@@ -423,6 +433,16 @@ class _Mining:
         return V if perm is None else V[perm]
 
 
+def _gather_rows(G, source):
+    """``G[source]`` for a permutation ``source``: in place with the
+    compiled kernels (no second ``n x C`` block), a copy without them."""
+    kernels = _kernels.get(G.size)
+    if kernels is None:
+        return G[source]
+    kernels.gather_rows_in_place(G, source, np.zeros(G.shape[0], dtype=np.bool_))
+    return G
+
+
 def _warn_orphans(orphan, n_neighbors):
     """Warn about the rows of graph components without a labeled row."""
     n_orphan = int(orphan.sum())
@@ -441,11 +461,17 @@ def _warn_orphans(orphan, n_neighbors):
 
 def _set_distributions(est, G, y_index, labeled, n_classes):
     """``label_distributions_``, ``transduction_`` and ``confidence_`` of
-    ``est`` from the scores ``G``. Rows without information are uniform
-    over the classes that have a labeled sample, with confidence 0."""
+    ``est`` from the scores ``G`` (overwritten: it becomes
+    ``label_distributions_``). Rows without information are uniform over
+    the classes that have a labeled sample, with confidence 0."""
     present = np.bincount(y_index[labeled], minlength=n_classes) > 0
     est._uniform = present / present.sum()
-    est.label_distributions_, empty = normalize_distributions(G, est._uniform)
+    # float64 whatever the precision of the solve (a float32 solve to a loose
+    # tol returns float32 scores)
+    G = np.asarray(G, dtype=np.float64)
+    est.label_distributions_, empty = normalize_distributions(
+        G, est._uniform, overwrite=True
+    )
     est.transduction_ = est.classes_[est.label_distributions_.argmax(axis=1)]
     est.confidence_ = entropy_confidence(est.label_distributions_)
     est.confidence_[empty] = 0.0
@@ -614,6 +640,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         if n_negative == 0:
             G = mining.plain_solution()
         else:
+            # the final solve's warm start, in its precision (the mining's
+            # solves may stop in float32), without a second reference
+            F = mining.warm_start(F)
             n_iter = self.n_iter_
             G, orphan = self._mixed_solve(system, W, Wdis, F, row_scale, mining)
             del F
@@ -624,11 +653,15 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         if isinstance(Wdis, _OnGraph):
             Wdis = Wdis.tocsr()
         G = mining.finish(G, orphan)
+        del mining  # its references to the graph and the labels
         if perm is not None:
             inverse = np.empty_like(perm)
             inverse[perm] = np.arange(perm.size)
-            G, y_index, labeled = G[inverse], y_index[inverse], labeled[inverse]
-            W, Wdis = permute_symmetric(W, inverse), permute_symmetric(Wdis, inverse)
+            G = _gather_rows(G, inverse)
+            y_index, labeled = y_index[inverse], labeled[inverse]
+            # one graph at a time: the old one is freed before the next copy
+            W = permute_symmetric(W, inverse)
+            Wdis = permute_symmetric(Wdis, inverse)
 
         self.affinity_ = W
         self.dissimilarity_ = Wdis
@@ -764,14 +797,21 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             degree = np.asarray(W.sum(axis=1)).ravel()
         mu = self.mu_
         if B is None:
-            # B = U Y = mu Y: mu on the labeled rows, in their class's column
-            B = np.zeros((W.shape[0], self.classes_.size))
+            # B = U Y = mu Y: mu on the labeled rows, in their class's column;
+            # sparse, as the solves keep it (nonzero on the labeled rows only)
             rows = np.flatnonzero(labeled)
-            B[rows, y_index[labeled]] = mu
+            sources = np.zeros((rows.size, self.classes_.size))
+            sources[np.arange(rows.size), y_index[rows]] = mu
             if self.source == "poisson":
                 # Poisson-type sources: the labels minus their mean, so that
                 # each class's sources sum to zero
-                B[rows] -= B[rows].mean(axis=0)
+                sources -= sources.mean(axis=0)
+            n_classes = sources.shape[1]
+            B = sp.csr_matrix(
+                (sources.ravel(), np.tile(np.arange(n_classes), rows.size),
+                 np.r_[0, np.cumsum(labeled) * n_classes]),
+                shape=(W.shape[0], n_classes),
+            )
         if pattern is None:
             pattern = _Pattern(W, getattr(self, "_fit_kernels", None))
         if self.laplacian == "combinatorial":

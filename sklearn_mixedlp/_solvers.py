@@ -50,7 +50,8 @@ class SolveResult:
     Attributes
     ----------
     X : ndarray of shape (n, n_rhs)
-        Solution, as a float64 numpy array.
+        Solution, as a float64 numpy array (float32 for a float32 solve to
+        a loose tolerance, see :func:`block_cg`).
     n_iter : int
         Iterations performed (the maximum over the columns).
     residuals : ndarray of shape (n_rhs,)
@@ -129,6 +130,11 @@ _CHUNK_BYTES = 512 * 1024
 _REFRESH = 1e-3
 # ... and at least every this many iterations
 _REFRESH_EVERY = 50
+# Float32 solves to a relative residual of at least this need no float64
+# accumulation: the float32 recurrence residual follows the true one far
+# below it on any system that float32 can resolve (its drift is ~1e-7
+# cond(A)); the true residual is checked at the end all the same.
+_SINGLE_ONLY_TOL = 1e-4
 
 
 # The product gathers one row of X per stored entry of A. Once X outgrows the
@@ -185,6 +191,59 @@ def _locality_order(A, row_bytes, reorder):
 def _coldot(a, b):
     """Column dot products ``sum_i a_ij b_ij`` without a temporary."""
     return np.einsum("ij,ij->j", a, b)
+
+
+class _Sources:
+    """The right-hand sides ``B`` of a solve: the array itself when dense,
+    its nonzero rows when sparse (a propagation's sources sit on its few
+    labeled rows; a dense copy would be as large as the solution).
+
+    ``rows`` are the rows that may be nonzero (sorted; None for a dense
+    ``B``: every row) and ``values`` their float64 values (for a dense
+    ``B``, ``B`` itself).
+    """
+
+    def __init__(self, B):
+        if sp.issparse(B):
+            B = sp.csr_matrix(B)
+            self.rows = np.flatnonzero(np.diff(B.indptr))
+            self.values = B[self.rows].toarray().astype(np.float64, copy=False)
+        else:
+            B = np.asarray(B)
+            self.rows, self.values = None, B
+        self.shape = B.shape
+
+    def column_norms(self):
+        return np.linalg.norm(self.values, axis=0)
+
+    def permuted(self, perm):
+        """The sources of the system on rows ``perm`` (new row ``r`` is
+        old row ``perm[r]``)."""
+        if self.rows is None:
+            return _Sources(self.values[perm])
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(perm.size)
+        new_rows = inverse[self.rows]
+        order = np.argsort(new_rows)
+        out = object.__new__(_Sources)
+        out.rows, out.values, out.shape = new_rows[order], self.values[order], self.shape
+        return out
+
+    def slots(self):
+        """``slot[i]``: the row of ``values`` holding row ``i`` of ``B``, -1
+        for a zero row (the compiled residual reads ``B`` this way)."""
+        index = np.int32 if self.shape[0] < 2**31 else np.int64
+        if self.rows is None:
+            return np.arange(self.shape[0], dtype=index)
+        slot = np.full(self.shape[0], -1, dtype=index)
+        slot[self.rows] = np.arange(self.rows.size, dtype=index)
+        return slot
+
+    def span(self, start, stop):
+        """The nonzero rows in ``start .. stop - 1`` (relative to
+        ``start``) and their values."""
+        lo, hi = np.searchsorted(self.rows, (start, stop))
+        return self.rows[lo:hi] - start, self.values[lo:hi]
 
 
 class _HostBlocks:
@@ -273,8 +332,22 @@ class _HostBlocks:
             return np.array(M, dtype=self.dtype, order="C")
         return np.ascontiguousarray(M, dtype=self.dtype)
 
-    def to_numpy(self, M):
-        return np.asarray(M, dtype=np.float64)
+    def to_numpy(self, M, dtype=np.float64):
+        return np.asarray(M, dtype=dtype)
+
+    def sources(self, S):
+        """The :class:`_Sources` ``S`` as the updates read them: a dense
+        ``B`` in this precision (no copy when it already is), sparse
+        sources as they are."""
+        return self.asarray(S.values) if S.rows is None else S
+
+    def load(self, B, R):
+        """``R = B`` (``B`` from :meth:`sources`)."""
+        if isinstance(B, _Sources):
+            R.fill(0.0)
+            R[B.rows] = B.values
+        else:
+            np.copyto(R, B, casting="same_kind")
 
     def dot(self, P, AP):
         """Column dot products of ``P`` and ``AP``."""
@@ -357,7 +430,11 @@ class _HostBlocks:
         np.copyto(dst, src, casting="same_kind")
 
     def rsub(self, B, R):
-        """``R = B - R``."""
+        """``R = B - R`` (``B`` from :meth:`sources`)."""
+        if isinstance(B, _Sources):
+            self.map(lambda i, s, t: np.negative(R[s], out=R[s]))
+            R[B.rows] += B.values
+            return
 
         def fn(i, s, t):
             np.subtract(B[s], R[s], out=R[s])
@@ -389,8 +466,24 @@ class _DeviceBlocks:
             M = self.torch.from_numpy(np.ascontiguousarray(M))
         return M.to(self.device, self.dtype, copy=copy)
 
-    def to_numpy(self, M):
-        return M.double().cpu().numpy()
+    def to_numpy(self, M, dtype=np.float64):
+        M = M.double() if dtype == np.float64 else M.float()
+        return M.cpu().numpy()
+
+    def sources(self, S):
+        """A dense ``B`` as a tensor in this precision; sparse sources as
+        the indices of their rows and their values."""
+        if S.rows is None:
+            return self.asarray(S.values)
+        rows = self.torch.from_numpy(S.rows).to(self.device)
+        return rows, self.asarray(S.values)
+
+    def load(self, B, R):
+        if isinstance(B, tuple):
+            R.zero_()
+            R.index_copy_(0, *B)
+        else:
+            R.copy_(B)
 
     def dot(self, P, AP):
         return self.to_numpy((P * AP).sum(0))
@@ -419,7 +512,11 @@ class _DeviceBlocks:
         dst.copy_(src)
 
     def rsub(self, B, R):
-        self.torch.sub(B, R, out=R)
+        if isinstance(B, tuple):
+            R.neg_()
+            R.index_add_(0, *B)
+        else:
+            self.torch.sub(B, R, out=R)
 
 
 class _ScipyProduct:
@@ -471,6 +568,7 @@ class _CompiledProduct:
             self.indices = A.indices.astype(index, copy=False)
         self.data = A.data.astype(dtype, copy=False)
         self.dots = np.empty((len(blocks.bounds) - 1, 0))
+        self._slots = None  # (sources, their slots) of the last residual
 
     def _dots(self, n_cols):
         if self.dots.shape[1] != n_cols:
@@ -489,14 +587,18 @@ class _CompiledProduct:
         )
         return self.blocks.chunk_sums(dots) if dot else None
 
-    def residual_into(self, B, X, R):
-        """``R = B - A @ X`` (in ``X``'s precision, stored in ``R``'s);
-        returns the column norms of the residual."""
-        B = np.ascontiguousarray(B, dtype=X.dtype)
-        sq, b = self._dots(X.shape[1]), self.blocks.bounds
+    def residual_into(self, S, X, R):
+        """``R = B - A @ X`` (in ``X``'s precision, stored in ``R``'s), for
+        the :class:`_Sources` ``S`` of ``B``; returns the column norms of
+        the residual."""
+        if self._slots is None or self._slots[0] is not S:
+            self._slots = S, S.slots()
+        values = np.ascontiguousarray(S.values, dtype=X.dtype)
+        slot, sq, b = self._slots[1], self._dots(X.shape[1]), self.blocks.bounds
         self.blocks.map_groups(
             lambda first, last: self.kernels.csr_residual(
-                self.indptr, self.indices, self.data, X, B, R, b, first, last, sq
+                self.indptr, self.indices, self.data, X, slot, values, R, b,
+                first, last, sq,
             )
         )
         return np.sqrt(self.blocks.chunk_sums(sq))
@@ -571,13 +673,14 @@ class _Operator:
     def norm(self, R):
         return np.sqrt(self.blocks.norms(R)[0])
 
-    def residual_into(self, B, X, R):
+    def residual_into(self, S, X, R):
         """Write ``B - A X``, computed in this operator's precision, into
-        ``R`` (any precision) and return its column norms. With scipy on
-        the CPU it is computed chunk by chunk, without an ``n x n_rhs``
-        temporary."""
+        ``R`` (any precision) and return its column norms (``S``: the
+        :class:`_Sources` of ``B``). On the CPU it is computed chunk by
+        chunk, without an ``n x n_rhs`` temporary."""
         if isinstance(self.product, _CompiledProduct):
-            return self.product.residual_into(B, X, R)
+            return self.product.residual_into(S, X, R)
+        B = self.blocks.sources(S)
         if not isinstance(self.product, _ScipyProduct):
             R_here = self.residual(B, X)
             R[...] = R_here if isinstance(R, np.ndarray) else R_here.to(R.dtype)
@@ -585,11 +688,17 @@ class _Operator:
         parts = self.product.parts
 
         def fn(i, s, t):
-            r = B[s] - parts[i] @ X
+            if S.rows is None:
+                r = B[s] - parts[i] @ X
+            else:
+                r = parts[i] @ X
+                np.negative(r, out=r)
+                rows, values = S.span(s.start, s.stop)
+                r[rows] += values
             R[s] = r
             return _coldot(r, r)
 
-        return np.sqrt(self.blocks.colsum(self.blocks.map(fn), B.shape[1]))
+        return np.sqrt(self.blocks.colsum(self.blocks.map(fn), S.shape[1]))
 
 
 def _cg(op, R, target, max_iter, progress, refresh=None):
@@ -719,8 +828,10 @@ def block_cg(
     ----------
     A : sparse matrix of shape (n, n)
         Symmetric positive definite, with a positive diagonal.
-    B : ndarray of shape (n, n_rhs)
-        Right-hand sides.
+    B : {ndarray, sparse matrix} of shape (n, n_rhs)
+        Right-hand sides. A sparse ``B`` is kept as its nonzero rows (the
+        sources of a propagation sit on its labeled rows), never as an
+        ``n x n_rhs`` dense copy.
     x0 : ndarray of shape (n, n_rhs), default=None
         Warm start; zeros when None.
     tol : float, default=1e-6
@@ -735,8 +846,12 @@ def block_cg(
     device : str, default=None
         Torch device for ``solver='torch'``.
     dtype : {np.float64, np.float32}, default=np.float64
-        Working precision of the iterations. The solution is float64 and
-        meets ``tol`` in both (see above).
+        Working precision of the iterations. The solution meets ``tol`` in
+        both (see above). It is float64, except for a float32 solve with
+        ``tol >= 1e-4``: float32 alone meets such a tolerance, so the
+        solution is accumulated and returned in float32 (half the memory
+        of a float64 block less); its true residual is checked all the
+        same, and refined with float64 accumulation when it misses.
     verbose : int, default=0
         Print a summary line when >= 1; show a progress bar with the
         largest residual when >= 2.
@@ -776,16 +891,16 @@ def block_cg(
     if np.dtype(dtype) not in (np.float64, np.float32):
         raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}.")
     dtype = np.dtype(dtype).type
-    kernels = _pick_kernels(kernel, solver, A.nnz * (np.shape(B)[1] if np.ndim(B) > 1 else 1))
+    B = _Sources(B)
+    kernels = _pick_kernels(kernel, solver, A.nnz * (B.shape[1] if len(B.shape) > 1 else 1))
     n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
     progress = progress_bar(max_iter, f"conjugate gradient ({solver})", verbose >= 2)
-    B = np.asarray(B)
     perm = _locality_order(A, B.shape[1] * np.dtype(dtype).itemsize, reorder)
     if perm is not None:
         # solve P A P^T (P X) = P B: same iterates, rows of X gathered by the
         # product now sit close together in memory
-        A, B, diag = sp.csr_matrix(A)[perm][:, perm], B[perm], diag[perm]
+        A, B, diag = sp.csr_matrix(A)[perm][:, perm], B.permuted(perm), diag[perm]
         x0 = None if x0 is None else np.asarray(x0)[perm]
     with _torch_threads(solver, device, n_threads):
         X, n_iter, residuals, note = _solve(
@@ -840,54 +955,78 @@ def _solve(
 ):
     """:func:`block_cg` without the reporting: returns ``(X, n_iter,
     residuals, note)``, ``X`` a float64 numpy array."""
-    b_norm = np.linalg.norm(B, axis=0)
+    S = B  # the _Sources of B
+    b_norm = S.column_norms()
     b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
     target = tol * b_norm
-    args = (A, inv_diag, B.shape[1], solver, device)
+    args = (A, inv_diag, S.shape[1], solver, device)
     op = exact = _Operator(*args, dtype, n_threads, kernels=kernels)
 
-    def plain_cg(op, max_iter):
+    def plain_cg(op, max_iter, x0=x0, overwrite_x0=overwrite_x0, check=False):
         # in float64 the recurrence residual stays accurate far below any
         # useful tol: no refresh
+        B = op.blocks.sources(S)
+        R = op.blocks.empty(S.shape)
         if x0 is None:
-            X, R = None, op.blocks.asarray(B, copy=True)
+            X = None
+            op.blocks.load(B, R)
         else:
             X = op.blocks.asarray(x0, copy=not overwrite_x0)
-            R = op.residual(op.blocks.asarray(B), X)
+            op.residual(B, X, out=R)
         E, n_iter, norm, _ = _cg(op, R, target, max_iter, progress)
         if X is None:
             X = E
         else:
             op.blocks.add(X, E)
-        return op.blocks.to_numpy(X), n_iter, norm / b_norm
+        del E
+        if check:
+            # the true residual, in the working precision
+            norm = op.residual_into(S, X, R)
+        return X, n_iter, norm / b_norm
 
     try:
         if dtype == np.float64:
-            return *plain_cg(op, max_iter), ""
+            X, n_iter, residuals = plain_cg(op, max_iter)
+            return op.blocks.to_numpy(X), n_iter, residuals, ""
+        if tol >= _SINGLE_ONLY_TOL:
+            # float32 alone meets so loose a tolerance: no float64 copy of
+            # the solution, the solution stays float32; the true residual
+            # is checked, and a miss is refined below
+            X, n_iter, residuals = plain_cg(op, max_iter, check=True)
+            if (residuals <= tol).all() or n_iter >= max_iter:
+                return op.blocks.to_numpy(X, np.float32), n_iter, residuals, ""
+            x0, overwrite_x0 = X, True
+        else:
+            n_iter = 0
 
         # float32 iterations; the solution and the residual checks in float64
         exact = _Operator(*args, np.float64, n_threads, like=op, kernels=kernels)
-        B64 = exact.blocks.asarray(B)
         if x0 is None:
-            X, R = exact.blocks.zeros(B.shape), op.blocks.asarray(B64, copy=True)
+            X, R = exact.blocks.zeros(S.shape), op.blocks.empty(S.shape)
+            op.blocks.load(op.blocks.sources(S), R)
         else:
             X = exact.blocks.asarray(x0, copy=not overwrite_x0)
-            R = op.blocks.empty(B.shape)
-            exact.residual_into(B64, X, R)
+            R = op.blocks.empty(S.shape)
+            exact.residual_into(S, X, R)
+        first = n_iter
 
         def refresh(E, R):
             exact.blocks.add(X, E)
             op.blocks.fill(E, 0.0)
-            return exact.residual_into(B64, X, R)
+            return exact.residual_into(S, X, R)
 
-        _, n_iter, norm, stalled = _cg(op, R, target, max_iter, progress, refresh)
+        _, n_iter, norm, stalled = _cg(op, R, target, max_iter - first, progress, refresh)
+        n_iter += first
         if not stalled:
             return exact.blocks.to_numpy(X), n_iter, norm / b_norm, ""
         # float32 cannot resolve this system and its last steps may have
         # spoiled X: solve again in float64
-        X, more, residuals = plain_cg(exact, max_iter - n_iter)
+        del R
+        X, more, residuals = plain_cg(
+            exact, max_iter - n_iter, x0=x0, overwrite_x0=overwrite_x0
+        )
         note = f" (float32 stalled after {n_iter} iterations; solved again in float64)"
-        return X, n_iter + more, residuals, note
+        return exact.blocks.to_numpy(X), n_iter + more, residuals, note
     finally:
         op.blocks.close()
         exact.blocks.close()
@@ -904,6 +1043,7 @@ def minres_solve(A, B, *, x0=None, tol=1e-6, max_iter=1000):
     """
     diag = np.abs(A.diagonal())
     M = sp.diags(1.0 / diag) if np.all(diag > 0) else None
+    B = B.toarray() if sp.issparse(B) else np.asarray(B)
     X = np.zeros(B.shape) if x0 is None else np.array(x0, dtype=np.float64)
     n_iter = 0
     residuals = np.zeros(B.shape[1])

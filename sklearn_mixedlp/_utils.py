@@ -405,7 +405,11 @@ def safe_row_norms(X):
     return norms, scale
 
 
-def normalize_distributions(G, uniform=None):
+# rows per chunk of the row-wise passes over n x C blocks
+_ROW_CHUNK = 2**14
+
+
+def normalize_distributions(G, uniform=None, *, overwrite=False):
     """Clip negative scores to 0 and L1-normalise each row .
 
     An all-zero row becomes the uniform distribution.
@@ -417,18 +421,24 @@ def normalize_distributions(G, uniform=None):
     uniform : ndarray of shape (n_classes,), default=None
         The distribution given to all-zero rows; default uniform over all
         classes.
+    overwrite : bool, default=False
+        Write the distributions into ``G`` (a float array), without an
+        ``n_samples x n_classes`` copy.
 
     Returns
     -------
     P : ndarray of shape (n_samples, n_classes)
-        Row-stochastic class distributions.
+        Row-stochastic class distributions (``G`` itself with
+        ``overwrite``).
     empty : ndarray of shape (n_samples,)
         Boolean mask of the all-zero rows.
     """
-    P = np.clip(G, 0.0, None)
+    P = np.clip(G, 0.0, None, out=G if overwrite else None)
     mass = P.sum(axis=1, keepdims=True)
     empty = mass[:, 0] <= 0
-    P = np.divide(P, mass, out=np.zeros_like(P), where=mass > 0)
+    # an empty row is all zeros: dividing it by 1 leaves it so
+    mass[empty] = 1.0
+    P /= mass
     P[empty] = 1.0 / P.shape[1] if uniform is None else uniform
     return P, empty
 
@@ -447,9 +457,16 @@ def entropy_confidence(P):
         Values in ``[0, 1]``: 0 for the uniform distribution, 1 for a
         one-hot one. With a single class every row is certain (1).
     """
-    n_classes = P.shape[1]
+    n_samples, n_classes = P.shape
     if n_classes == 1:
-        return np.ones(P.shape[0], dtype=P.dtype)
-    plogp = P * np.log(np.where(P > 0, P, 1.0))
-    omega = 1.0 + plogp.sum(axis=1) / np.log(n_classes)
-    return np.clip(omega, 0.0, 1.0)
+        return np.ones(n_samples, dtype=P.dtype)
+    omega = np.empty(n_samples, dtype=np.result_type(P.dtype, np.float32))
+    # by chunks of rows: the temporaries stay small
+    for start in range(0, n_samples, _ROW_CHUNK):
+        p = P[start : start + _ROW_CHUNK]
+        plogp = np.log(np.where(p > 0, p, 1.0))
+        plogp *= p
+        omega[start : start + _ROW_CHUNK] = plogp.sum(axis=1)
+    omega /= np.log(n_classes)
+    omega += 1.0
+    return np.clip(omega, 0.0, 1.0, out=omega)

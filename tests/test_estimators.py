@@ -958,3 +958,31 @@ def test_auto_settings_do_not_import_torch_without_a_gpu():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_distributions_and_confidence_follow_their_definitions(monkeypatch):
+    """normalize_distributions (in place too) and entropy_confidence, the
+    latter taken by chunks of rows, against their formulas."""
+    from sklearn_mixedlp import _utils
+
+    rng = np.random.default_rng(0)
+    G = rng.normal(size=(50, 4))
+    G[3] = -1.0  # no positive score: the uniform (given) distribution
+    uniform = np.array([0.5, 0.5, 0.0, 0.0])
+    clipped = np.clip(G, 0.0, None)
+    expected = clipped / np.where(clipped.sum(1) > 0, clipped.sum(1), 1.0)[:, None]
+    none = clipped.sum(1) == 0
+    expected[none] = uniform
+    P, empty = _utils.normalize_distributions(G, uniform)
+    np.testing.assert_allclose(P, expected, rtol=1e-15)
+    assert empty[3] and np.array_equal(empty, none) and P is not G
+    P2, _ = _utils.normalize_distributions(G, uniform, overwrite=True)
+    assert P2 is G
+    np.testing.assert_array_equal(P2, P)
+
+    monkeypatch.setattr(_utils, "_ROW_CHUNK", 7)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(P > 0, P * np.log(P), 0.0)
+    omega = 1.0 + plogp.sum(axis=1) / np.log(4)
+    np.testing.assert_allclose(_utils.entropy_confidence(P), omega, rtol=1e-12, atol=1e-15)
+    assert _utils.entropy_confidence(np.eye(4))[0] == 1.0

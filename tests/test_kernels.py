@@ -42,14 +42,20 @@ def test_compiled_product_equals_scipy(kernels, many_chunks, dtype, n_cols):
         exact = (P.astype(np.float64) * ref.astype(np.float64)).sum(0)
         np.testing.assert_allclose(dots, exact, rtol=rtol, atol=rtol * np.abs(exact).max())
         assert product(P, out) is None
-        # R = B - A X, in float64, stored in float32 or float64
-        B = rng.normal(size=(700, n_cols))
-        R = np.empty((700, n_cols), dtype)
+        # R = B - A X, in float64, stored in float32 or float64; B dense, or
+        # sparse (kept as its nonzero rows)
         product64 = _solvers._CompiledProduct(A, np.float64, blocks, kernels)
-        norms = product64.residual_into(B, P.astype(np.float64), R)
-        ref_r = B - A @ P.astype(np.float64)
-        np.testing.assert_allclose(R, ref_r.astype(dtype), rtol=rtol, atol=1e-12)
-        np.testing.assert_allclose(norms, np.linalg.norm(ref_r, axis=0), rtol=1e-12)
+        dense = rng.normal(size=(700, n_cols))
+        sparse = sp.random(700, n_cols, density=0.05, random_state=n_cols, format="csr")
+        for B in (dense, sparse):
+            R = np.full((700, n_cols), np.nan, dtype)
+            norms = product64.residual_into(
+                _solvers._Sources(B), P.astype(np.float64), R
+            )
+            ref_r = np.asarray(B.todense() if sp.issparse(B) else B)
+            ref_r = ref_r - A @ P.astype(np.float64)
+            np.testing.assert_allclose(R, ref_r.astype(dtype), rtol=rtol, atol=1e-12)
+            np.testing.assert_allclose(norms, np.linalg.norm(ref_r, axis=0), rtol=1e-12)
         blocks.close()
 
 
@@ -103,6 +109,19 @@ def test_edge_cosines_equal_numpy(kernels):
     rows = np.repeat(np.arange(300), np.diff(W.indptr))
     ref = 1.0 - np.einsum("ec,ec->e", U[rows], U[W.indices], dtype=np.float64)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gather_rows_in_place_equals_fancy_indexing(kernels, dtype):
+    rng = np.random.default_rng(8)
+    G = rng.normal(size=(1000, 7)).astype(dtype)
+    # a random permutation (cycles of many lengths), with fixed points
+    source = np.r_[np.arange(5), 5 + rng.permutation(995)]
+    expected = G[source]
+    done = np.zeros(1000, dtype=np.bool_)
+    kernels.gather_rows_in_place(G, source, done)
+    np.testing.assert_array_equal(G, expected)
+    assert done.all()
 
 
 def test_auto_kernel_and_switch(monkeypatch):

@@ -1,10 +1,13 @@
 """Block conjugate gradient and MINRES."""
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
+from sklearn_mixedlp import _kernels
 from sklearn_mixedlp._solvers import block_cg, minres_solve, resolve_solver
 
 from .conftest import has_cuda, requires_cuda, requires_torch
@@ -199,6 +202,75 @@ def test_float32_stall_solves_again_in_float64(capsys):
     assert result.converged and np.all(true_res <= 1.01e-6)
     assert "solved again in float64" in capsys.readouterr().out
     assert result.n_iter < 500
+
+
+@pytest.mark.parametrize("solver, device", BACKENDS)
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-8)])
+@pytest.mark.parametrize("reorder", [None, "rcm"])
+def test_sparse_right_hand_sides_equal_dense(solver, device, dtype, tol, reorder):
+    """A sparse B (kept as its nonzero rows) gives the solve of its dense
+    copy: from zero and from a warm start, on reordered rows too."""
+    A = random_spd(250, seed=21)
+    B = sp.random(250, 5, density=0.04, random_state=22, format="lil")
+    B[3, 1] = -2.0  # a negative source
+    B = B.tocsr()
+    x0 = np.random.default_rng(23).normal(size=(250, 5))
+    # the compiled kernels read the sparse rows in their own residual kernel
+    kernels = ["scipy", "numba"] if solver == "scipy" and _kernels.installed() else ["auto"]
+    for warm, kernel in itertools.product((None, x0), kernels):
+        kwargs = dict(
+            x0=warm, tol=tol, solver=solver, device=device, dtype=dtype,
+            reorder=reorder, kernel=kernel,
+        )
+        dense = block_cg(A, B.toarray(), **kwargs)
+        sparse = block_cg(A, B, **kwargs)
+        assert sparse.converged and sparse.X.dtype == np.float64
+        np.testing.assert_allclose(sparse.X, dense.X, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sparse.residuals, dense.residuals, rtol=1e-6)
+        assert sparse.n_iter == dense.n_iter
+    X_ref = np.linalg.solve(A.toarray(), B.toarray())
+    np.testing.assert_allclose(sparse.X, X_ref, atol=1e3 * tol * np.abs(X_ref).max())
+
+
+@pytest.mark.parametrize("solver, device", BACKENDS)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_float32_to_a_loose_tolerance_stays_float32(solver, device, sparse):
+    """At tol >= 1e-4 float32 alone meets the tolerance: the solution comes
+    back in float32, with its true residual at tol, and no more iterations
+    than float64 needs."""
+    A = random_spd(300, seed=24)
+    B = np.random.default_rng(25).normal(size=(300, 4))
+    B[:, 1] = 0.0
+    if sparse:
+        B[10:] = 0.0
+        B = sp.csr_matrix(B)
+    dense_B = B.toarray() if sparse else B
+    ref = block_cg(A, B, tol=1e-3, solver=solver, device=device)
+    result = block_cg(A, B, tol=1e-3, solver=solver, device=device, dtype=np.float32)
+    assert result.converged and result.X.dtype == np.float32
+    X = result.X.astype(np.float64)
+    true_res = np.linalg.norm(dense_B - A @ X, axis=0) / np.maximum(
+        np.linalg.norm(dense_B, axis=0), 1.0
+    )
+    assert np.all(true_res <= 1.01e-3)
+    np.testing.assert_allclose(result.residuals, true_res, rtol=1e-3, atol=1e-9)
+    np.testing.assert_array_equal(result.X[:, 1], 0.0)
+    assert result.n_iter <= ref.n_iter + 1
+
+
+def test_loose_float32_solve_that_misses_is_refined():
+    """On a system float32 cannot resolve, the loose float32 solve's true
+    residual misses tol; the solve goes on, in float64, and meets it."""
+    n = 300
+    W = sp.random(n, n, density=0.05, random_state=0, format="csr")
+    W = W + W.T
+    W.setdiag(0)
+    A = (sp.diags(np.asarray(W.sum(axis=1)).ravel() + 1e-7) - W).tocsr()
+    B = np.random.default_rng(18).normal(size=(n, 2))
+    result = block_cg(A, B, tol=1e-4, max_iter=3000, dtype=np.float32)
+    true_res = np.linalg.norm(B - A @ result.X, axis=0) / np.linalg.norm(B, axis=0)
+    assert result.converged and result.X.dtype == np.float64
+    assert np.all(true_res <= 1.01e-4)
 
 
 def test_float32_warm_start_and_frozen_columns():
