@@ -133,12 +133,12 @@ def edge_cosines(indptr, indices, U, out, start, stop):
 
 @jit
 def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature,
-                     out, start, stop):
+                     weighted, out, start, stop):
     """``out[p] = w[p] (1 - exp(-(d + view_weight q) / temperature))`` for
-    the stored entries ``p`` of rows ``start .. stop - 1``, with ``d = 1 -
-    <Pn_i, Pn_j>`` and ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless
-    ``use_q``), the disagreement clipped at 0; the dot products in
-    float64."""
+    the stored entries ``p`` of rows ``start .. stop - 1`` (without the
+    factor ``w[p]`` unless ``weighted``), with ``d = 1 - <Pn_i, Pn_j>`` and
+    ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless ``use_q``), the
+    disagreement clipped at 0; the dot products in float64."""
     n_p = Pn.shape[1]
     n_q = Qn.shape[1]
     for i in range(start, stop):
@@ -155,19 +155,20 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
                 e += view_weight * (1.0 - s)
             if e < 0.0:
                 e = 0.0
-            out[p] = w[p] * -np.expm1(-e / temperature)
+            share = -np.expm1(-e / temperature)
+            out[p] = w[p] * share if weighted else share
 
 
 @jit
-def cut_degrees(indptr, w, wdis, beta, cut, degree, start, stop):
-    """``cut = max(w - beta wdis, 0)`` on the stored entries of rows
+def cut_degrees(indptr, w, share, beta, cut, degree, start, stop):
+    """``cut = max(w (1 - beta share), 0)`` on the stored entries of rows
     ``start .. stop - 1`` and the row sums ``degree`` of ``cut``; returns
     the number of entries cut to 0 from a positive ``w``."""
     removed = 0
     for i in range(start, stop):
         total = 0.0
         for p in range(indptr[i], indptr[i + 1]):
-            v = w[p] - beta * wdis[p]
+            v = w[p] * (1.0 - beta * np.float64(share[p]))
             if v <= 0.0:
                 v = 0.0
                 if w[p] > 0.0:

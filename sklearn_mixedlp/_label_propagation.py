@@ -148,11 +148,12 @@ class _Pattern:
             self.a_indices[diag] = np.arange(rows.start, rows.stop)
             self.diag_pos[rows] = diag
 
-    def system(self, values, scale, sign, diagonal, out=None):
+    def system(self, values, scale, sign, diagonal, out=None, dtype=np.float64):
         """CSR ``diag(diagonal) + sign * D_s M_values D_s`` on this pattern
         (``D_s = diag(scale)``, ``M_values`` the graph's pattern with
-        ``values``), its values written into ``out`` when given."""
-        data = np.empty(self.a_indices.size) if out is None else out
+        ``values``), its values written into ``out`` when given (else into
+        a new array of ``dtype``)."""
+        data = np.empty(self.a_indices.size, dtype=dtype) if out is None else out
         kernels = self.kernels
         if kernels is not None:
             _map_rows(
@@ -178,9 +179,10 @@ class _Pattern:
         )
 
 
-def _cut_values(W, wdis, beta, kernels=None):
-    """``max(w - beta wdis, 0)`` on the stored entries of ``W``, the row
-    sums of the result, and whether some positive affinity was cut to 0."""
+def _cut_values(W, share, beta, kernels=None):
+    """``max(w (1 - beta share), 0)`` on the stored entries of ``W`` (the
+    negative weight is ``w share``), the row sums of the result, and
+    whether some positive affinity was cut to 0."""
     cut = np.empty(W.nnz)
     degree = np.empty(W.shape[0])
     if kernels is not None:
@@ -188,12 +190,14 @@ def _cut_values(W, wdis, beta, kernels=None):
 
         def fn(rows):
             removed.append(kernels.cut_degrees(
-                W.indptr, W.data, wdis, float(beta), cut, degree, rows.start, rows.stop
+                W.indptr, W.data, share, float(beta), cut, degree, rows.start, rows.stop
             ))
 
         _map_rows(fn, W.indptr, _PASS_ENTRIES)
         return cut, degree, sum(removed) > 0
-    np.subtract(W.data, beta * wdis, out=cut)
+    np.multiply(share, -float(beta), out=cut, dtype=np.float64)
+    cut += 1.0
+    cut *= W.data
     gone = cut <= 0
     cut[gone] = 0.0
     removed = bool(np.any(gone & (W.data > 0)))
@@ -272,21 +276,22 @@ def _cut_graph(W, Wdis, beta):
 
 
 class _OnGraph:
-    """Weights on the stored entries of the fit's graph ``W`` (``values``
-    aligned with ``W.data``): the mined negatives, kept on ``W``'s pattern
-    so that the cut graph and its system reuse ``W``'s structure."""
+    """Weights on the stored entries of the fit's graph ``W``: the mined
+    negatives ``w_ij share_ij``, kept as the float32 shares (aligned with
+    ``W.data``) on ``W``'s pattern, so that the cut graph and its system
+    reuse ``W``'s structure."""
 
-    def __init__(self, W, values):
-        self.W, self.values = W, values
+    def __init__(self, W, shares):
+        self.W, self.shares = W, shares
 
     def tocsr(self):
-        """The weights as a CSR matrix without stored zeros."""
-        return on_pattern(self.W, self.values)
+        """The weights as a float64 CSR matrix without stored zeros."""
+        return on_pattern(self.W, self.W.data * self.shares)
 
 
 def _count_nonzero(Wdis):
     if isinstance(Wdis, _OnGraph):
-        return int(np.count_nonzero(Wdis.values))
+        return int(np.count_nonzero((Wdis.shares != 0) & (Wdis.W.data != 0)))
     return int(Wdis.nnz)
 
 
@@ -353,8 +358,9 @@ class _Mining:
         """The plain propagation at the estimator's ``tol``: the solution of
         :meth:`solve_lp`, refined from where it stopped when it was solved
         to a looser tolerance for the mining."""
-        if self.base_replaced:
-            # a round's cut system overwrote the base one: build it again
+        if self.base_replaced or self.system["A"].dtype != np.float64:
+            # a round's cut system overwrote the base one, or the base one
+            # was kept in float32 for loose solves: build it again
             self.system["A"] = self.est._base_system(
                 self.W, self.y_index, self.labeled, self.orphan,
                 B=self.system["B"], pattern=self.system["pattern"],
@@ -621,7 +627,10 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         # compiled kernels for the graph, the mining and the solves, when
         # numba is installed and the problem repays their compilation
         self._fit_kernels = _kernels.get(W.nnz * n_classes)
-        system = self._base_system(W, y_index, labeled, orphan)
+        system = self._base_system(
+            W, y_index, labeled, orphan,
+            dtype=self._system_dtype(self._mining_solve_tol()),
+        )
         system = dict(zip(("A", "B", "s", "pattern"), system))
         row_scale = system.pop("s")
         clock.lap("graph", f"{W.nnz} stored entries")
@@ -749,11 +758,30 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         has_label = np.bincount(component, weights=labeled, minlength=n_components)
         return has_label[component] == 0
 
+    def _single(self):
+        """Whether the solves iterate in float32. The normalised system has
+        eigenvalues in ``[mu, 2 + mu]``: float32 iterations with float64
+        residual refreshes meet tol in as many iterations as float64 and
+        move half the bytes."""
+        return self.laplacian == "normalized" and self.mu_ >= _SINGLE_MIN_MU
+
+    def _mining_solve_tol(self):
+        """The tolerance of the solves that only feed the mining (None:
+        every solve meets ``tol``)."""
+        return None
+
+    def _system_dtype(self, tol):
+        """The precision to store a system in for solves to ``tol`` (None:
+        the estimator's): float32 when they iterate in float32 to a
+        tolerance that float32 alone meets (``block_cg`` then never reads
+        the system in float64, so a float64 copy would only take memory),
+        float64 otherwise."""
+        tol = self.tol if tol is None else max(tol, self.tol)
+        loose = tol >= _solvers._SINGLE_ONLY_TOL
+        return np.float32 if self._single() and loose else np.float64
+
     def _cg(self, A, B, x0=None, overwrite_x0=False, tol=None):
-        # The normalised system has eigenvalues in [mu, 2 + mu]: float32
-        # iterations with float64 residual refreshes meet tol in as many
-        # iterations as float64 and move half the bytes.
-        single = self.laplacian == "normalized" and self.mu_ >= _SINGLE_MIN_MU
+        single = self._single()
         result = block_cg(
             A,
             B,
@@ -772,7 +800,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
     def _base_system(
         self, W, y_index, labeled, orphan, *, values=None, degree=None,
-        pattern=None, B=None, out=None,
+        pattern=None, B=None, out=None, dtype=np.float64,
     ):
         """The label-propagation system ``(A, B)``, the row scale and the
         pattern of ``A``.
@@ -790,7 +818,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         ``values`` (with their row sums ``degree``) replace the affinities
         of ``W`` on its stored entries (a cut graph), ``pattern`` and ``B``
-        are reused when given, and ``out`` receives the values of ``A``.
+        are reused when given, and ``out`` receives the values of ``A``
+        (else a new array of ``dtype``: float32 for a system that only
+        feeds loose float32 solves, see :meth:`_system_dtype`).
         """
         if values is None:
             values = W.data
@@ -818,12 +848,16 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
             # L + U (+ ridge), eq. 16
             scale = np.ones_like(degree)
-            A = pattern.system(values, scale, -1.0, degree + mu * labeled + ridge, out)
+            A = pattern.system(
+                values, scale, -1.0, degree + mu * labeled + ridge, out, dtype
+            )
             return A, B, scale, pattern
         scale = np.zeros_like(degree)
         np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
         # (1 + mu) I - D^-1/2 W D^-1/2
-        A = pattern.system(values, scale, -1.0, np.full_like(degree, 1.0 + mu), out)
+        A = pattern.system(
+            values, scale, -1.0, np.full_like(degree, 1.0 + mu), out, dtype
+        )
         return A, B, scale, pattern
 
     def _mixed_solve(
@@ -850,7 +884,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             # the cut graph is W with new values: same pattern, same system
             # structure, same row order
             cut, degree, removed = _cut_values(
-                W, Wdis.values, self.beta, getattr(self, "_fit_kernels", None)
+                W, Wdis.shares, self.beta, getattr(self, "_fit_kernels", None)
             )
             orphan = mining.orphan
             if removed:
@@ -865,11 +899,14 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             # the values of the cut system overwrite those of the system in
             # place (the base one, or the previous round's cut one): every
             # cut is computed from W, never from an earlier system
+            # (in float32 for a round's loose solve, see _system_dtype; the
+            # final solve's system is float64)
             base = system.pop("A")
+            dtype = self._system_dtype(tol) if keep else np.float64
             A, B, _, _ = self._base_system(
                 W, mining.y_index, mining.labeled, orphan, values=cut,
                 degree=degree, pattern=system["pattern"], B=system["B"],
-                out=base.data,
+                out=base.data if base.dtype == dtype else None, dtype=dtype,
             )
             del base, cut
             if keep:
@@ -894,6 +931,13 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         if self.laplacian == "normalized":
             Q = sp.diags(row_scale) @ Q @ sp.diags(row_scale)
         base = system["A"] if keep else system.pop("A")
+        if base.dtype != np.float64 and not keep:
+            # the rounds kept the base system in float32: the final solve's
+            # system is built again in float64
+            base = self._base_system(
+                W, mining.y_index, mining.labeled, mining.orphan,
+                pattern=system["pattern"], B=system["B"],
+            )[0]
         A = (base + sign * 2 * self.beta * Q).tocsr()
         del Q, base
         if self.dissimilarity_loss == "mixed":
@@ -1543,7 +1587,7 @@ class HardNegativeLP(_BaseMixedLP):
             # agreement_weights, on the stored entries of W
             Wdis = _OnGraph(mining.W, agreement_data(
                 mining.W, Pn, Qn, temperature=self._temperature(),
-                view_weight=self.view_weight,
+                view_weight=self.view_weight, shares=True,
             ))
             del Pn, Qn
         return Wdis, F

@@ -246,10 +246,13 @@ def unit_rows(P):
 _unit_rows = unit_rows
 
 
-def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5):
+def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False):
     """The values of :func:`agreement_weights` on every stored entry of the
     CSR matrix ``W``, in the order of ``W.data``, from the unit rows ``Pn``
-    (and ``Qn``) of :func:`unit_rows`.
+    (and ``Qn``) of :func:`unit_rows`. With ``shares``, the share of each
+    affinity instead, ``1 - exp(-(d + view_weight q) / temperature)`` in
+    ``[0, 1]``, as float32 (half the memory; a fully cut edge is exactly
+    1, so its cut affinity is exactly 0).
 
     Both triangles are computed, each entry from its own row: ``(i, j)``
     and ``(j, i)`` multiply the same numbers in the same order, so the
@@ -257,7 +260,7 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5):
     row's neighbours are read in place, on all cores; without, the edges
     are taken in chunks of rows with numpy.
     """
-    values = np.empty(W.nnz)
+    values = np.empty(W.nnz, dtype=np.float32 if shares else np.float64)
     if W.nnz == 0:
         return values
     kernels = _kernels.get(W.nnz * Pn.shape[1])
@@ -268,7 +271,7 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5):
         def fn(rows):
             kernels.agreement_values(
                 W.indptr, W.indices, w, Pn, Q, Qn is not None, float(view_weight),
-                float(temperature), values, rows.start, rows.stop,
+                float(temperature), not shares, values, rows.start, rows.stop,
             )
 
         _map_rows(fn, W.indptr, 2**18)
@@ -285,7 +288,8 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5):
                 1.0 - np.einsum("ec,ec->e", Qn[i], Qn[j], dtype=np.float64)
             )
         np.clip(e, 0.0, None, out=e)
-        values[lo:hi] = W.data[lo:hi] * -np.expm1(-e / temperature)
+        share = -np.expm1(-e / temperature)
+        values[lo:hi] = share if shares else W.data[lo:hi] * share
 
     _map_rows(chunk, W.indptr, _CHUNK_ENTRIES // max(Pn.shape[1], 1))
     return values

@@ -701,17 +701,19 @@ class _Operator:
         return np.sqrt(self.blocks.colsum(self.blocks.map(fn), S.shape[1]))
 
 
-def _cg(op, R, target, max_iter, progress, refresh=None):
+def _cg(op, R, target, max_iter, progress, refresh=None, out=None):
     """Jacobi-preconditioned CG on ``A E = R`` from ``E = 0``, all columns at
     once (the recurrences of Hestenes and Stiefel, column by column).
 
     Column ``j`` is frozen (takes zero steps) once ``||R_j|| <= target_j``.
-    ``R`` is overwritten with the final residual.
+    ``R`` is overwritten with the final residual. With ``out`` (a solution
+    block, of any precision) the steps are added to ``out`` itself, which
+    is returned as ``E``: no block of increments.
 
-    ``refresh(E, R)``, when given, moves ``E`` into a more precise solution
-    (``E`` is zeroed), writes the true residual into ``R`` and returns its
-    column norms (reliable updates: the search directions are kept, so CG
-    does not restart). It is called when every active residual has dropped
+    ``refresh(E, R)``, when given, writes the true residual of the solution
+    that ``E`` is part of into ``R`` and returns its column norms
+    (reliable updates: the search directions are kept, so CG does not
+    restart). It is called when every active residual has dropped
     by ``_REFRESH`` since the last call, when the recurrence residuals all
     reach ``target``, and at ``max_iter``.
 
@@ -720,7 +722,8 @@ def _cg(op, R, target, max_iter, progress, refresh=None):
     reach ``target``).
     """
     blocks = op.blocks
-    E, P, AP = (blocks.zeros(R.shape) for _ in range(3))
+    E = blocks.zeros(R.shape) if out is None else out
+    P, AP = blocks.zeros(R.shape), blocks.zeros(R.shape)
     rr, rz = blocks.norms(R)
     blocks.direction(P, R, np.zeros(R.shape[1]))  # P = D^-1 R
     norm = np.sqrt(rr)
@@ -1010,12 +1013,14 @@ def _solve(
             exact.residual_into(S, X, R)
         first = n_iter
 
+        # the float32 steps are added to the float64 solution as they are
+        # taken (each step rounded once, no float32 sum of increments)
         def refresh(E, R):
-            exact.blocks.add(X, E)
-            op.blocks.fill(E, 0.0)
             return exact.residual_into(S, X, R)
 
-        _, n_iter, norm, stalled = _cg(op, R, target, max_iter - first, progress, refresh)
+        _, n_iter, norm, stalled = _cg(
+            op, R, target, max_iter - first, progress, refresh, out=X
+        )
         n_iter += first
         if not stalled:
             return exact.blocks.to_numpy(X), n_iter, norm / b_norm, ""

@@ -203,14 +203,41 @@ def test_system_pattern_equals_sparse_sum(kernels, compiled):
     assert A.nnz == W.nnz + W.shape[0]
     np.testing.assert_allclose(A.toarray(), expected.toarray(), rtol=1e-14)
     np.testing.assert_allclose(A.diagonal(), diagonal)
-    # the cut graph: values on W's pattern, cut at 0
-    wdis = W.data * rng.uniform(0, 1.5, W.nnz)
-    cut, degree, removed = _cut_values(W, wdis, 1.0, kernels if compiled else None)
-    np.testing.assert_array_equal(cut, np.maximum(W.data - wdis, 0))
+    # the cut graph: values on W's pattern, w (1 - beta share) cut at 0; a
+    # share of exactly 1 / beta cuts its edge to exactly 0
+    share = rng.uniform(0, 1.5, W.nnz).astype(np.float32)
+    share[::5] = 0.5
+    cut, degree, removed = _cut_values(W, share, 2.0, kernels if compiled else None)
+    np.testing.assert_allclose(
+        cut, np.maximum(W.data * (1 - 2.0 * share.astype(np.float64)), 0),
+        rtol=1e-15, atol=0,
+    )
+    assert np.all(cut[::5] == 0.0)
     np.testing.assert_allclose(degree, np.asarray(
         sp.csr_matrix((cut, W.indices, W.indptr), shape=W.shape).sum(axis=1)).ravel())
     assert removed
-    assert not _cut_values(W, 0 * wdis, 1.0, kernels if compiled else None)[2]
+    assert not _cut_values(W, 0 * share, 1.0, kernels if compiled else None)[2]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_agreement_shares_are_the_weights_over_the_affinities(kernels, monkeypatch, compiled):
+    """``shares=True``: float32 shares ``1 - exp(-e / T)``, the weights of
+    ``agreement_data`` divided by their affinities, in both paths."""
+    from sklearn_mixedlp._negatives import agreement_data, unit_rows
+
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0 if compiled else 2**62)
+    W = graph_with_empty_rows()
+    rng = np.random.default_rng(10)
+    Pn, Qn = unit_rows(rng.random((W.shape[0], 5))), unit_rows(rng.random((W.shape[0], 5)))
+    weights = agreement_data(W, Pn, Qn, temperature=0.3, view_weight=0.5)
+    shares = agreement_data(W, Pn, Qn, temperature=0.3, view_weight=0.5, shares=True)
+    assert shares.dtype == np.float32 and weights.dtype == np.float64
+    assert np.all((shares >= 0) & (shares <= 1))
+    np.testing.assert_allclose(shares * W.data, weights, rtol=1e-7)
+    rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    P64, Q64 = Pn.astype(np.float64), Qn.astype(np.float64)
+    e = 1 - (P64[rows] * P64[W.indices]).sum(1) + 0.5 * (1 - (Q64[rows] * Q64[W.indices]).sum(1))
+    np.testing.assert_allclose(shares, -np.expm1(-np.clip(e, 0, None) / 0.3), rtol=1e-6)
 
 
 @pytest.mark.parametrize("mining", ["two_view", "agreement"])

@@ -253,6 +253,44 @@ def test_no_negatives_after_a_round_gives_plain_propagation(monkeypatch):
     )
 
 
+def test_nothing_mined_in_the_first_round_gives_plain_propagation(monkeypatch):
+    """The first propagation of the rounds runs on a float32 system (it
+    only ranks edges); when no round mines anything, the plain propagation
+    is refined on the float64 system, as plain label propagation."""
+    X, y_train = problem(n=300, seed=4)
+    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    plain = MixedLabelPropagation(**params).fit(X, y_train)
+    monkeypatch.setattr(
+        _label_propagation, "agreement_data",
+        lambda W, *args, **kwargs: np.zeros(W.nnz),
+    )
+    # one round: nothing but the first propagation ran on the base system
+    est = HardNegativeLP(n_rounds=1, **params).fit(X, y_train)
+    assert est.dissimilarity_.nnz == 0
+    np.testing.assert_allclose(
+        est.label_distributions_, plain.label_distributions_, atol=1e-9
+    )
+
+
+def test_loose_solves_use_float32_systems_and_the_final_one_float64(monkeypatch):
+    """The solves that only feed the mining (tol 1e-3) get float32 systems
+    and return float32 solutions; the final solve's system is float64."""
+    X, y_train = problem(n=300, seed=5)
+    calls = []
+    real = _label_propagation.block_cg
+
+    def recording(A, B, **kwargs):
+        result = real(A, B, **kwargs)
+        calls.append((A.dtype, kwargs["tol"], result.X.dtype))
+        return result
+
+    monkeypatch.setattr(_label_propagation, "block_cg", recording)
+    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    assert len(calls) == 3  # two rounds' solves, then the final one
+    assert all(call == (np.float32, 1e-3, np.float32) for call in calls[:-1])
+    assert calls[-1] == (np.float64, 1e-6, np.float64)
+
+
 def test_mu_auto_is_the_labeled_fraction_or_the_papers_value():
     X, y_train = problem(seed=2)
     auto = MixedLabelPropagation(n_neighbors=8, mu="auto").fit(X, y_train)
