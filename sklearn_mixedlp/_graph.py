@@ -830,8 +830,12 @@ def permute_symmetric(M, perm):
     M = sp.csr_matrix(M)[perm]
     inverse = np.empty(perm.size, dtype=M.indices.dtype)
     inverse[perm] = np.arange(perm.size, dtype=M.indices.dtype)
-    # renumbered in place: no temporary of the size of the indices
-    np.take(inverse, M.indices, out=M.indices)
+    # renumbered in place, by chunks: indexing converts the indices to
+    # 64-bit integers, a temporary twice their size if done at once
+    step = 2**20
+    for start in range(0, M.indices.size, step):
+        part = M.indices[start : start + step]
+        part[...] = inverse[part]
     M.has_sorted_indices = False
     M.sort_indices()
     return M
