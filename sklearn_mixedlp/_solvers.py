@@ -415,20 +415,6 @@ class _HostBlocks:
 
         self.map(fn)
 
-    def add(self, X, E):
-        """``X += E``."""
-
-        def fn(i, s, t):
-            X[s] += E[s]
-
-        self.map(fn)
-
-    def fill(self, M, value):
-        M.fill(value)
-
-    def copy(self, dst, src):
-        np.copyto(dst, src, casting="same_kind")
-
     def rsub(self, B, R):
         """``R = B - R`` (``B`` from :meth:`sources`)."""
         if isinstance(B, _Sources):
@@ -501,15 +487,6 @@ class _DeviceBlocks:
 
     def direction(self, P, R, beta):
         P.mul_(self.asarray(beta)).addcmul_(R, self.inv_diag)
-
-    def add(self, X, E):
-        X += E
-
-    def fill(self, M, value):
-        M.fill_(value)
-
-    def copy(self, dst, src):
-        dst.copy_(src)
 
     def rsub(self, B, R):
         if isinstance(B, tuple):
@@ -957,7 +934,8 @@ def _solve(
     overwrite_x0=False, kernels=None,
 ):
     """:func:`block_cg` without the reporting: returns ``(X, n_iter,
-    residuals, note)``, ``X`` a float64 numpy array."""
+    residuals, note)``, ``X`` a numpy array (float64, or float32 for a
+    float32 solve to ``tol >= _SINGLE_ONLY_TOL``)."""
     S = B  # the _Sources of B
     b_norm = S.column_norms()
     b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
@@ -976,12 +954,8 @@ def _solve(
         else:
             X = op.blocks.asarray(x0, copy=not overwrite_x0)
             op.residual(B, X, out=R)
-        E, n_iter, norm, _ = _cg(op, R, target, max_iter, progress)
-        if X is None:
-            X = E
-        else:
-            op.blocks.add(X, E)
-        del E
+        # the steps go straight into the warm start (no block of increments)
+        X, n_iter, norm, _ = _cg(op, R, target, max_iter, progress, out=X)
         if check:
             # the true residual, in the working precision
             norm = op.residual_into(S, X, R)
