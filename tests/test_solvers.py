@@ -188,15 +188,19 @@ def test_float32_iterations_meet_a_float64_tolerance(solver, device):
     assert result.n_iter <= ref.n_iter + 5
 
 
-def test_float32_stall_solves_again_in_float64(capsys):
-    """On a system too ill-conditioned for float32 (cond ~3e8) the solve
-    still meets tol, in float64, and says so."""
-    n = 300
+def ill_conditioned_system(n=300):
+    """A Laplacian plus a 1e-7 ridge (cond ~3e8), and two right-hand sides."""
     W = sp.random(n, n, density=0.05, random_state=0, format="csr")
     W = W + W.T
     W.setdiag(0)
     A = (sp.diags(np.asarray(W.sum(axis=1)).ravel() + 1e-7) - W).tocsr()
-    B = np.random.default_rng(18).normal(size=(n, 2))
+    return A, np.random.default_rng(18).normal(size=(n, 2))
+
+
+def test_float32_stall_solves_again_in_float64(capsys):
+    """On a system too ill-conditioned for float32 (cond ~3e8) the solve
+    still meets tol, in float64, and says so."""
+    A, B = ill_conditioned_system()
     result = block_cg(A, B, tol=1e-6, max_iter=3000, dtype=np.float32, verbose=1)
     true_res = np.linalg.norm(B - A @ result.X, axis=0) / np.linalg.norm(B, axis=0)
     assert result.converged and np.all(true_res <= 1.01e-6)
@@ -261,12 +265,7 @@ def test_float32_to_a_loose_tolerance_stays_float32(solver, device, sparse):
 def test_loose_float32_solve_that_misses_is_refined():
     """On a system float32 cannot resolve, the loose float32 solve's true
     residual misses tol; the solve goes on, in float64, and meets it."""
-    n = 300
-    W = sp.random(n, n, density=0.05, random_state=0, format="csr")
-    W = W + W.T
-    W.setdiag(0)
-    A = (sp.diags(np.asarray(W.sum(axis=1)).ravel() + 1e-7) - W).tocsr()
-    B = np.random.default_rng(18).normal(size=(n, 2))
+    A, B = ill_conditioned_system()
     result = block_cg(A, B, tol=1e-4, max_iter=3000, dtype=np.float32)
     true_res = np.linalg.norm(B - A @ result.X, axis=0) / np.linalg.norm(B, axis=0)
     assert result.converged and result.X.dtype == np.float64
