@@ -52,6 +52,7 @@ from ._negatives import (
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import (
+    _ROW_CHUNK,
     check_memory_mapped,
     entropy_confidence,
     fill_unlabeled,
@@ -390,7 +391,7 @@ class _Mining:
         P, _ = normalize_distributions(self.finish(G.copy(), orphan), present / present.sum())
         return P
 
-    def views(self, G, chunk_rows=2**14):
+    def views(self, G, chunk_rows=_ROW_CHUNK):
         """What the mining reads of the distributions of :meth:`distributions`
         for the latest solution ``G`` (left unchanged): their unit rows
         (float32, see :func:`~sklearn_mixedlp._negatives.unit_rows`), their
