@@ -165,6 +165,10 @@ def _positive_int(text):
     return value
 
 
+def _neighbors_type(text):
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _float_type(*, allow_zero):
     def parse(text):
         try:
@@ -262,9 +266,10 @@ def build_parser():
     )
     model.add_argument(
         "--n-neighbors",
-        type=_positive_int,
+        type=_neighbors_type,
         metavar="K",
-        help=f"neighbours of the kNN graph (default: {_DEFAULTS['n_neighbors']})",
+        help="neighbours of the kNN graph, or 'auto' (the square root of the "
+        f"rows per label, within [10, 50]; default: {_DEFAULTS['n_neighbors']})",
     )
     model.add_argument(
         "--temperature",

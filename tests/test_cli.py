@@ -265,6 +265,21 @@ def test_methods_in_process(digits, tmp_path, capsys, method):
     check_csv_output(out, digits, accuracy=None if method == "mom" else 0.7)
 
 
+def test_auto_neighbors(digits, tmp_path, capsys):
+    """--n-neighbors auto fits HardNegativeLP(n_neighbors='auto'); its
+    predictions match a direct fit."""
+    out = tmp_path / "pred.npy"
+    code, _, stderr = run_main(
+        capsys, digits["npy"], "--labels", digits["labels_csv"], "-o", out,
+        "--n-neighbors", "auto",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "fitting HardNegativeLP(n_neighbors='auto')" in stderr
+    X, y = digits["X"], digits["y_masked"]
+    expected = HardNegativeLP(n_neighbors="auto").fit(X, y).transduction_
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
 def test_paper_configuration(digits, tmp_path, capsys):
     """--paper fits the .paper() estimator; its predictions match a direct fit."""
     out = tmp_path / "pred.npy"
@@ -440,6 +455,7 @@ def _bad_inputs(digits, tmp_path):
         ((digits["npy"], "--label-column", "digit"), "pass a 0-based index"),
         ((digits["npy"], "--labels", labels, "--device", "tpu"), "Unknown device"),
         ((digits["npy"], "--labels", labels, "--n-neighbors", "0"), "at least 1"),
+        ((digits["npy"], "--labels", labels, "--n-neighbors", "many"), "not an integer"),
         ((digits["npy"], "--labels", labels, "--beta", "-1"), "non-negative"),
         ((digits["npy"], "--labels", labels, "-q", "-v"), "not allowed with"),
         ((digits["npy"],), "one of the arguments --labels --label-column"),

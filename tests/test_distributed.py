@@ -82,6 +82,23 @@ def test_same_transduction_as_one_machine(client, data, params, chunks):
     assert set(fitted.fit_stages_) >= {"neighbors", "graph", "label_propagation"}
 
 
+def test_auto_neighbors_as_one_machine(client, data):
+    """n_neighbors='auto' resolves to the same k from the labels as on one
+    machine (1,200 rows, 24 labels: sqrt(50) -> 10)."""
+    X, _, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = MixedLabelPropagation(
+            n_neighbors="auto", knn_backend="faiss", tol=1e-9
+        ).fit(X, y)
+        fitted = dist.fit_distributed(
+            MixedLabelPropagation(n_neighbors="auto", tol=1e-9),
+            da.from_array(X, chunks=(400, -1)), y, client=client,
+        )
+    assert fitted.n_neighbors_ == reference.n_neighbors_ == 10
+    compare(reference, fitted)
+
+
 @pytest.mark.parametrize(
     "params",
     [

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
+from sklearn_mixedlp._graph import auto_neighbors
 from sklearn_mixedlp._utils import gpu_device_nodes
 
 from .conftest import ignore_relabeled, ignore_unreached, mask_per_class
@@ -306,6 +307,36 @@ def test_n_neighbors_clipped_with_warning(small_digits):
             est = Est(n_neighbors=50, knn_backend="exact").fit(X, y)
         assert est.n_neighbors_ == 11
         assert_finite_outputs(est)
+
+
+def test_n_neighbors_auto_is_the_root_of_the_rows_per_label(small_digits):
+    """'auto' picks round(sqrt(n_samples / n_labeled)) within [10, 50] and
+    fits exactly as that integer does; a set too small for 10 neighbours
+    takes n_samples - 1 without the clipping warning."""
+    X, y_true, _, _ = small_digits
+    n = X.shape[0]
+    # 300 rows: 1 label -> sqrt(300) = 17.3, 2 -> 12.2, 75 -> 2 (raised to 10)
+    for n_labeled, expected in [(1, 17), (2, 12), (75, 10)]:
+        y = np.full(n, -1)
+        rows = np.random.default_rng(0).choice(n, n_labeled, replace=False)
+        y[rows] = y_true[rows]
+        for Est in ESTIMATORS:
+            auto = Est(n_neighbors="auto", knn_backend="exact").fit(X, y)
+            fixed = Est(n_neighbors=expected, knn_backend="exact").fit(X, y)
+            assert auto.n_neighbors_ == expected
+            np.testing.assert_array_equal(auto.transduction_, fixed.transduction_)
+            np.testing.assert_allclose(
+                auto.label_distributions_, fixed.label_distributions_, atol=1e-12
+            )
+    # the upper end: 100 classes of 1 label in a million rows
+    assert auto_neighbors("auto", 10**6, 100) == 50
+    assert auto_neighbors("auto", 10**6, 1000) == 32
+    assert auto_neighbors(7, 10**6, 100) == 7
+    X, y = X[:8], np.array([0, 1, 2, -1, -1, -1, -1, -1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = MixedLabelPropagation(n_neighbors="auto", knn_backend="exact").fit(X, y)
+    assert est.n_neighbors_ == 7
 
 
 @pytest.mark.parametrize(
