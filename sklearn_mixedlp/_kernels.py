@@ -13,6 +13,8 @@ pass, vectorised over the columns:
   stored entries name are gathered);
 - :func:`csr_residual`: ``R = B - A @ X`` and ``sum_i R_ic^2`` per chunk
   (``B`` stored by its nonzero rows);
+- :func:`graph_residual`: the same for a label-propagation system read
+  from its graph (and cut shares), without a float64 copy of the system;
 - :func:`cg_step` and :func:`cg_direction`: the fused CG vector updates;
 - :func:`gather_rows_in_place`: ``G = G[perm]`` for a permutation, without
   a second ``N x C`` block;

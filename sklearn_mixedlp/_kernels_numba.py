@@ -63,16 +63,58 @@ def csr_residual(indptr, indices, data, X, slot, values, R, bounds, first, last,
             sq[chunk, c] = 0.0
         for i in range(bounds[chunk], bounds[chunk + 1]):
             _row_product(indptr, indices, data, X, i, acc)
-            k = slot[i]
-            if k >= 0:
-                for c in range(n_cols):
-                    acc[c] = values[k, c] - acc[c]
-            else:
-                for c in range(n_cols):
-                    acc[c] = -acc[c]
+            _store_residual(acc, slot, values, R, sq, i, chunk)
+
+
+@jit
+def _store_residual(acc, slot, values, R, sq, i, chunk):
+    """``R[i] = B[i] - acc`` (row ``i`` of ``B`` is ``values[slot[i]]``, or
+    zero where ``slot[i] < 0``) and its squares added to ``sq[chunk]``."""
+    n_cols = acc.shape[0]
+    k = slot[i]
+    if k >= 0:
+        for c in range(n_cols):
+            acc[c] = values[k, c] - acc[c]
+    else:
+        for c in range(n_cols):
+            acc[c] = -acc[c]
+    for c in range(n_cols):
+        R[i, c] = acc[c]
+        sq[chunk, c] += np.float64(acc[c]) * np.float64(acc[c])
+
+@jit
+def graph_residual(
+    indptr, indices, w, share, beta, scale, sign, diagonal, X, slot, values, R,
+    bounds, first, last, sq,
+):
+    """:func:`csr_residual` for the system ``A = diag(diagonal) + sign D_s
+    M D_s`` (``D_s = diag(scale)``) of a graph stored without its diagonal,
+    read from the graph instead of a copy of ``A``: ``M``'s entries are the
+    affinities ``w``, or with a nonempty ``share`` the cut affinities
+    ``max(w (1 - beta share), 0)`` of :func:`cut_degrees`. Each entry of
+    ``A`` is formed as :func:`scaled_offdiagonal` forms it, in float64."""
+    n_cols = X.shape[1]
+    cut = share.size > 0
+    acc = np.empty(n_cols, dtype=np.float64)
+    for chunk in range(first, last):
+        for c in range(n_cols):
+            sq[chunk, c] = 0.0
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            s_i = sign * scale[i]
+            d = diagonal[i]
             for c in range(n_cols):
-                R[i, c] = acc[c]
-                sq[chunk, c] += np.float64(acc[c]) * np.float64(acc[c])
+                acc[c] = d * X[i, c]
+            for p in range(indptr[i], indptr[i + 1]):
+                v = w[p]
+                if cut:
+                    v = w[p] * (1.0 - beta * np.float64(share[p]))
+                    if v <= 0.0:
+                        v = 0.0
+                j = indices[p]
+                a = s_i * v * scale[j]
+                for c in range(n_cols):
+                    acc[c] += a * X[j, c]
+            _store_residual(acc, slot, values, R, sq, i, chunk)
 
 @jit
 def cg_step(X, R, P, AP, alpha, inv_diag, bounds, first, last, rr, rz):

@@ -360,13 +360,24 @@ class _Mining:
         """The plain propagation at the estimator's ``tol``: the solution of
         :meth:`solve_lp`, refined from where it stopped when it was solved
         to a looser tolerance for the mining."""
-        if self.base_replaced or self.system["A"].dtype != np.float64:
+        est, old = self.est, self.system["A"]
+        if self.base_replaced or old.dtype != np.float64:
             # a round's cut system overwrote the base one, or the base one
             # was kept in float32 for loose solves: build it again
-            self.system["A"] = self.est._base_system(
-                self.W, self.y_index, self.labeled, self.orphan,
-                B=self.system["B"], pattern=self.system["pattern"],
-            )[0]
+            if est._graph_residuals():
+                # float32 values, float64 residuals read from the graph
+                W = self.W
+                self.system["A"] = est._graph_system(
+                    W, None, W.data, np.asarray(W.sum(axis=1)).ravel(), self.labeled,
+                    self.orphan, self.system["pattern"],
+                    out=old.data if old.dtype == np.float32 else None,
+                )
+            else:
+                self.system["A"] = est._base_system(
+                    self.W, self.y_index, self.labeled, self.orphan,
+                    B=self.system["B"], pattern=self.system["pattern"],
+                )[0]
+            del old
             self.base_replaced, self._lp = False, None
         F = self.solve_lp()
         if self._lp_tol is not None:
@@ -847,21 +858,49 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             )
         if pattern is None:
             pattern = _Pattern(W, getattr(self, "_fit_kernels", None))
+        scale, diagonal = self._system_terms(degree, labeled, orphan)
+        A = pattern.system(values, scale, -1.0, diagonal, out, dtype)
+        return A, B, scale, pattern
+
+    def _system_terms(self, degree, labeled, orphan):
+        """The row scale ``s`` and the diagonal ``a`` of the system ``A =
+        diag(a) - D_s W D_s`` on a graph of row sums ``degree``."""
+        mu = self.mu_
         if self.laplacian == "combinatorial":
             ridge = _RIDGE * max(degree.mean(), 1.0) * orphan
             # L + U (+ ridge), eq. 16
-            scale = np.ones_like(degree)
-            A = pattern.system(
-                values, scale, -1.0, degree + mu * labeled + ridge, out, dtype
-            )
-            return A, B, scale, pattern
+            return np.ones_like(degree), degree + mu * labeled + ridge
         scale = np.zeros_like(degree)
         np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
         # (1 + mu) I - D^-1/2 W D^-1/2
-        A = pattern.system(
-            values, scale, -1.0, np.full_like(degree, 1.0 + mu), out, dtype
+        return scale, np.full_like(degree, 1.0 + mu)
+
+    def _graph_system(self, W, share, values, degree, labeled, orphan, pattern, out=None):
+        """The final solve's system on ``W`` (cut by ``share`` when given:
+        ``values`` and ``degree`` are the cut affinities and their row sums)
+        as a :class:`~._solvers._GraphSystem`: stored in float32 (into
+        ``out`` when given), its float64 residuals read from ``W`` and
+        ``share``, which the fit keeps anyway."""
+        scale, diagonal = self._system_terms(degree, labeled, orphan)
+        kernels = self._fit_kernels
+        A32 = pattern.system(values, scale, -1.0, diagonal, out, np.float32)
+
+        def build():
+            values = W.data if share is None else _cut_values(W, share, self.beta, kernels)[0]
+            return pattern.system(values, scale, -1.0, diagonal)
+
+        return _solvers._GraphSystem(A32, W, share, self.beta, scale, -1.0, diagonal, build)
+
+    def _graph_residuals(self):
+        """Whether the final solve may read its float64 residuals from the
+        graph (:meth:`_graph_system`): float32 steps on the CPU with the
+        compiled kernels, to a tolerance below what float32 alone meets."""
+        return (
+            getattr(self, "_fit_kernels", None) is not None
+            and self._solver == "scipy"
+            and self._single()
+            and self.tol < _solvers._SINGLE_ONLY_TOL
         )
-        return A, B, scale, pattern
 
     def _mixed_solve(
         self, system, W, Wdis, F, row_scale, mining, keep=False, tol=None
@@ -905,6 +944,15 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             # (in float32 for a round's loose solve, see _system_dtype; the
             # final solve's system is float64)
             base = system.pop("A")
+            if not keep and self._graph_residuals():
+                # the final solve: float32 values, float64 residuals from the
+                # graph and the shares (no float64 copy of the system)
+                A = self._graph_system(
+                    W, Wdis.shares, cut, degree, mining.labeled, orphan,
+                    system["pattern"], out=base.data if base.dtype == np.float32 else None,
+                )
+                del base, cut
+                return self._cg(A, system["B"], x0=F, overwrite_x0=True, tol=tol).X, orphan
             dtype = self._system_dtype(tol) if keep else np.float64
             A, B, _, _ = self._base_system(
                 W, mining.y_index, mining.labeled, orphan, values=cut,

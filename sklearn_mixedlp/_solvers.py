@@ -581,6 +581,55 @@ class _CompiledProduct:
         return np.sqrt(self.blocks.chunk_sums(sq))
 
 
+class _GraphSystem:
+    """A label-propagation system ``A = diag(diagonal) + sign D_s M D_s``
+    (``D_s = diag(scale)``) on a graph ``M`` stored without its diagonal,
+    handed to :func:`block_cg` as its float32 copy ``A32`` and the graph it
+    was formed from.
+
+    The float32 iterations read ``A32``; the float64 residual checks read
+    the graph's affinities (cut by ``share`` when given, see
+    :func:`~sklearn_mixedlp._kernels_numba.graph_residual`), so no float64
+    copy of ``A`` is stored. Where that path does not apply (no compiled
+    kernels, float64 iterations, a reordered solve, a float32 stall),
+    ``build()`` forms the float64 system.
+    """
+
+    def __init__(self, A32, graph, share, beta, scale, sign, diagonal, build):
+        self.A32, self.shape, self.nnz = A32, A32.shape, A32.nnz
+        self.graph, self.beta, self.sign = graph, float(beta), float(sign)
+        self.share = np.empty(0, np.float32) if share is None else share
+        self.scale, self.diag = scale, diagonal
+        self.build = build
+
+    def diagonal(self):
+        return self.diag
+
+
+class _GraphResidual:
+    """The float64 residual of a :class:`_GraphSystem`, from its graph."""
+
+    def __init__(self, system, blocks, kernels):
+        self.system, self.blocks, self.kernels = system, blocks, kernels
+        self._slots = None
+
+    def residual_into(self, S, X, R):
+        """As :meth:`_CompiledProduct.residual_into`, in float64."""
+        if self._slots is None or self._slots[0] is not S:
+            self._slots = S, S.slots()
+        g, b = self.system, self.blocks.bounds
+        values = np.ascontiguousarray(S.values, dtype=np.float64)
+        slot, sq = self._slots[1], np.empty((len(b) - 1, X.shape[1]))
+        M = g.graph
+        self.blocks.map_groups(
+            lambda first, last: self.kernels.graph_residual(
+                M.indptr, M.indices, M.data, g.share, g.beta, g.scale, g.sign,
+                g.diag, X, slot, values, R, b, first, last, sq,
+            )
+        )
+        return np.sqrt(self.blocks.chunk_sums(sq))
+
+
 class _TorchProduct:
     """``A @ P`` with ``torch.sparse_csr_tensor`` (CPU or CUDA); on the CPU
     it takes numpy arrays and works on zero-copy tensor views of them.
@@ -640,6 +689,15 @@ class _Operator:
         else:
             self.product = _ScipyProduct(A, dtype, self.blocks)
 
+    @classmethod
+    def on_graph(cls, system, inv_diag, n_cols, n_threads, kernels):
+        """The float64 residuals of a :class:`_GraphSystem`, read from its
+        graph (no product: the iterations run on its float32 copy)."""
+        op = object.__new__(cls)
+        op.blocks = _HostBlocks(inv_diag, n_cols, np.float64, n_threads, kernels)
+        op.product = _GraphResidual(system, op.blocks, kernels)
+        return op
+
     def residual(self, B, X, out=None):
         """``B - A X``, into ``out`` when given."""
         R = self.blocks.empty(B.shape) if out is None else out
@@ -655,7 +713,7 @@ class _Operator:
         ``R`` (any precision) and return its column norms (``S``: the
         :class:`_Sources` of ``B``). On the CPU it is computed chunk by
         chunk, without an ``n x n_rhs`` temporary."""
-        if isinstance(self.product, _CompiledProduct):
+        if isinstance(self.product, (_CompiledProduct, _GraphResidual)):
             return self.product.residual_into(S, X, R)
         B = self.blocks.sources(S)
         if not isinstance(self.product, _ScipyProduct):
@@ -873,10 +931,18 @@ def block_cg(
     dtype = np.dtype(dtype).type
     B = _Sources(B)
     kernels = _pick_kernels(kernel, solver, A.nnz * (B.shape[1] if len(B.shape) > 1 else 1))
+    graph = A if isinstance(A, _GraphSystem) else None
+    if graph is not None:
+        # the graph's residuals need the compiled kernels and float32 steps
+        A = graph.A32 if kernels is not None and dtype == np.float32 else graph.build()
     n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
     progress = progress_bar(max_iter, f"conjugate gradient ({solver})", verbose >= 2)
     perm = _locality_order(A, B.shape[1] * np.dtype(dtype).itemsize, reorder)
+    if graph is not None and (perm is not None or A is not graph.A32):
+        # a reordered solve or the float64 system: no graph residuals
+        A = graph.build() if A is graph.A32 else A
+        graph = None
     if perm is not None:
         # solve P A P^T (P X) = P B: same iterates, rows of X gathered by the
         # product now sit close together in memory
@@ -886,6 +952,7 @@ def block_cg(
         X, n_iter, residuals, note = _solve(
             A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
             progress, overwrite_x0=overwrite_x0 and perm is None, kernels=kernels,
+            graph=graph,
         )
     progress.close()
     if perm is not None:
@@ -931,11 +998,13 @@ def _pick_kernels(kernel, solver, work):
 
 def _solve(
     A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress,
-    overwrite_x0=False, kernels=None,
+    overwrite_x0=False, kernels=None, graph=None,
 ):
     """:func:`block_cg` without the reporting: returns ``(X, n_iter,
     residuals, note)``, ``X`` a numpy array (float64, or float32 for a
-    float32 solve to ``tol >= _SINGLE_ONLY_TOL``)."""
+    float32 solve to ``tol >= _SINGLE_ONLY_TOL``). With ``graph`` (the
+    :class:`_GraphSystem` whose float32 copy is ``A``) the float64
+    residuals are read from the graph."""
     S = B  # the _Sources of B
     b_norm = S.column_norms()
     b_norm = b_norm + (b_norm == 0)  # zero right-hand side: absolute residual
@@ -977,7 +1046,10 @@ def _solve(
             n_iter = 0
 
         # float32 iterations; the solution and the residual checks in float64
-        exact = _Operator(*args, np.float64, n_threads, like=op, kernels=kernels)
+        if graph is None:
+            exact = _Operator(*args, np.float64, n_threads, like=op, kernels=kernels)
+        else:
+            exact = _Operator.on_graph(graph, inv_diag, S.shape[1], n_threads, kernels)
         if x0 is None:
             X, R = exact.blocks.zeros(S.shape), op.blocks.empty(S.shape)
             op.blocks.load(op.blocks.sources(S), R)
@@ -1001,6 +1073,9 @@ def _solve(
         # float32 cannot resolve this system and its last steps may have
         # spoiled X: solve again in float64
         del R
+        if graph is not None:
+            exact.blocks.close()
+            exact = _Operator(graph.build(), *args[1:], np.float64, n_threads, kernels=kernels)
         X, more, residuals = plain_cg(
             exact, max_iter - n_iter, x0=x0, overwrite_x0=overwrite_x0
         )

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, _label_propagation
+from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, _kernels, _label_propagation
 from sklearn_mixedlp._negatives import (
     agreement_weights,
     discriminant_features,
@@ -289,6 +289,46 @@ def test_loose_solves_use_float32_systems_and_the_final_one_float64(monkeypatch)
     assert len(calls) == 3  # two rounds' solves, then the final one
     assert all(call == (np.float32, 1e-3, np.float32) for call in calls[:-1])
     assert calls[-1] == (np.float64, 1e-6, np.float64)
+
+
+@pytest.mark.skipif(not _kernels.installed(), reason="numba not installed")
+@pytest.mark.parametrize("mined", [True, False], ids=["cut-final", "plain-final"])
+def test_final_solve_reads_its_float64_residuals_from_the_graph(monkeypatch, mined):
+    """With the compiled kernels, the final solve gets its system as float32
+    values plus the graph (no float64 copy): the cut system after mining,
+    or the plain one when the first round mines nothing; the fit is the
+    one a float64 system gives."""
+    from sklearn_mixedlp._solvers import _GraphSystem
+
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)  # kernels on a small problem
+    X, y_train = problem(n=300, seed=5)
+    calls = []
+    real = _label_propagation.block_cg
+
+    def recording(A, B, **kwargs):
+        calls.append(A)
+        return real(A, B, **kwargs)
+
+    monkeypatch.setattr(_label_propagation, "block_cg", recording)
+    if not mined:
+        monkeypatch.setattr(
+            _label_propagation, "agreement_data",
+            lambda W, *args, **kwargs: np.zeros(W.nnz, dtype=np.float32),
+        )
+    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    est = HardNegativeLP(**params).fit(X, y_train)
+    final = calls[-1]
+    assert isinstance(final, _GraphSystem) and final.A32.dtype == np.float32
+    assert (final.share.size > 0) == mined  # cut by the shares, or plain
+    assert all(not isinstance(A, _GraphSystem) for A in calls[:-1])
+    monkeypatch.setattr(_label_propagation._BaseMixedLP, "_graph_residuals", lambda self: False)
+    calls.clear()
+    reference = HardNegativeLP(**params).fit(X, y_train)
+    assert calls[-1].dtype == np.float64
+    np.testing.assert_allclose(
+        est.label_distributions_, reference.label_distributions_, atol=1e-8
+    )
+    np.testing.assert_array_equal(est.transduction_, reference.transduction_)
 
 
 def test_mu_auto_is_the_labeled_fraction_or_the_papers_value():

@@ -388,3 +388,55 @@ def test_bad_dtype_is_an_error():
     A = random_spd(50)
     with pytest.raises(ValueError, match="dtype"):
         block_cg(A, np.ones((50, 1)), dtype=np.float16)
+
+
+def graph_system(n=400, cut=True, mu=0.05, seed=0):
+    """A normalised propagation system on a random graph (cut by random
+    shares when ``cut``), as the estimators hand it to the solver: a
+    :class:`_GraphSystem` and a sparse right-hand side on 20 rows."""
+    from sklearn_mixedlp._label_propagation import _cut_values, _Pattern
+    from sklearn_mixedlp._solvers import _GraphSystem
+
+    rng = np.random.default_rng(seed)
+    W = sp.random(n, n, density=0.03, random_state=seed, format="csr")
+    W = W + W.T + sp.diags(np.ones(n - 1), 1) + sp.diags(np.ones(n - 1), -1)
+    W = sp.csr_matrix(W)
+    W.setdiag(0)
+    W.eliminate_zeros()
+    W.sort_indices()
+    kernels = _kernels.get()
+    # shares below 1 / beta: every edge keeps some affinity
+    share = (0.9 * rng.random(W.nnz)).astype(np.float32) if cut else None
+    values, degree = (
+        _cut_values(W, share, 0.8, kernels)[:2] if cut
+        else (W.data, np.asarray(W.sum(axis=1)).ravel())
+    )
+    scale, diagonal = 1.0 / np.sqrt(degree), np.full(n, 1.0 + mu)
+    pattern = _Pattern(W, kernels)
+
+    def build():
+        return pattern.system(values, scale, -1.0, diagonal)
+
+    A32 = pattern.system(values, scale, -1.0, diagonal, None, np.float32)
+    B = sp.random(n, 3, density=0.05, random_state=seed + 1, format="csr")
+    return _GraphSystem(A32, W, share, 0.8, scale, -1.0, diagonal, build), B
+
+
+@pytest.mark.skipif(not _kernels.installed(), reason="numba not installed")
+@pytest.mark.parametrize("cut", [True, False])
+def test_graph_system_residuals_match_its_matrix(cut):
+    """float32 steps with float64 residuals read from the graph (and the
+    cut shares) solve the system the float64 matrix defines: the same
+    solution as a float64 solve of the built matrix; the other paths (scipy
+    kernels, float64 steps) build that matrix and agree too."""
+    system, B = graph_system(cut=cut)
+    A = system.build()
+    reference = block_cg(A, B, tol=1e-12, dtype=np.float64, reorder=None).X
+    graph = block_cg(system, B, tol=1e-10, dtype=np.float32, kernel="numba", reorder=None)
+    assert graph.converged
+    true = np.linalg.norm(B.toarray() - A @ graph.X, axis=0) / sp.linalg.norm(B, axis=0)
+    assert np.all(true <= 1.01e-10)
+    np.testing.assert_allclose(graph.X, reference, atol=1e-9 * np.abs(reference).max())
+    for kwargs in ({"kernel": "scipy", "dtype": np.float32}, {"dtype": np.float64}):
+        other = block_cg(system, B, tol=1e-10, reorder=None, **kwargs)
+        np.testing.assert_allclose(other.X, reference, atol=1e-8 * np.abs(reference).max())
