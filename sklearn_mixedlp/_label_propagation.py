@@ -361,7 +361,8 @@ class _Mining:
         :meth:`solve_lp`, refined from where it stopped when it was solved
         to a looser tolerance for the mining."""
         est, old = self.est, self.system["A"]
-        if self.base_replaced or old.dtype != np.float64:
+        final = isinstance(old, _solvers._GraphSystem)  # already the final form
+        if not final and (self.base_replaced or old.dtype != np.float64):
             # a round's cut system overwrote the base one, or the base one
             # was kept in float32 for loose solves: build it again
             if est._graph_residuals():
@@ -644,6 +645,8 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         system = self._base_system(
             W, y_index, labeled, orphan,
             dtype=self._system_dtype(self._mining_solve_tol()),
+            # plain propagation: its first solve is the final one
+            graph=self._plain_only(negatives) and self._graph_residuals(),
         )
         system = dict(zip(("A", "B", "s", "pattern"), system))
         row_scale = system.pop("s")
@@ -814,7 +817,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
     def _base_system(
         self, W, y_index, labeled, orphan, *, values=None, degree=None,
-        pattern=None, B=None, out=None, dtype=np.float64,
+        pattern=None, B=None, out=None, dtype=np.float64, graph=False,
     ):
         """The label-propagation system ``(A, B)``, the row scale and the
         pattern of ``A``.
@@ -834,7 +837,8 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         of ``W`` on its stored entries (a cut graph), ``pattern`` and ``B``
         are reused when given, and ``out`` receives the values of ``A``
         (else a new array of ``dtype``: float32 for a system that only
-        feeds loose float32 solves, see :meth:`_system_dtype`).
+        feeds loose float32 solves, see :meth:`_system_dtype`). With
+        ``graph``, ``A`` is the :meth:`_graph_system` of the final solve.
         """
         if values is None:
             values = W.data
@@ -859,8 +863,16 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         if pattern is None:
             pattern = _Pattern(W, getattr(self, "_fit_kernels", None))
         scale, diagonal = self._system_terms(degree, labeled, orphan)
-        A = pattern.system(values, scale, -1.0, diagonal, out, dtype)
+        if graph:
+            A = self._graph_system(W, None, values, degree, labeled, orphan, pattern, out)
+        else:
+            A = pattern.system(values, scale, -1.0, diagonal, out, dtype)
         return A, B, scale, pattern
+
+    def _plain_only(self, negatives):
+        """Whether the fit is plain propagation (no negatives of any kind),
+        so that its first solve is its final one."""
+        return False
 
     def _system_terms(self, degree, labeled, orphan):
         """The row scale ``s`` and the diagonal ``a`` of the system ``A =
@@ -1408,6 +1420,9 @@ class MixedLabelPropagation(_BaseMixedLP):
 
     def _needs_knn(self):
         return self.negatives == "mom"
+
+    def _plain_only(self, negatives):
+        return self.negatives is None and negatives is None
 
     def _negative_weights(self, mining):
         W = mining.W

@@ -331,6 +331,39 @@ def test_final_solve_reads_its_float64_residuals_from_the_graph(monkeypatch, min
     np.testing.assert_array_equal(est.transduction_, reference.transduction_)
 
 
+@pytest.mark.skipif(not _kernels.installed(), reason="numba not installed")
+def test_plain_propagation_solves_on_the_graph_system(monkeypatch):
+    """Plain label propagation's one solve is its final one: with the
+    compiled kernels it gets the float32 system plus the graph, and fits as
+    the float64 system does; with negatives it keeps the float64 system
+    (the mixed loss adds a second matrix to it)."""
+    from sklearn_mixedlp._solvers import _GraphSystem
+
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    X, y_train = problem(n=300, seed=6)
+    calls = []
+    real = _label_propagation.block_cg
+
+    def recording(A, B, **kwargs):
+        calls.append(A)
+        return real(A, B, **kwargs)
+
+    monkeypatch.setattr(_label_propagation, "block_cg", recording)
+    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    est = MixedLabelPropagation(**params).fit(X, y_train)
+    assert len(calls) == 1 and isinstance(calls[0], _GraphSystem)
+    calls.clear()
+    MixedLabelPropagation("mom", **params).fit(X, y_train)
+    assert not any(isinstance(A, _GraphSystem) for A in calls)
+    monkeypatch.setattr(_label_propagation._BaseMixedLP, "_graph_residuals", lambda self: False)
+    calls.clear()
+    reference = MixedLabelPropagation(**params).fit(X, y_train)
+    assert calls[0].dtype == np.float64
+    np.testing.assert_allclose(
+        est.label_distributions_, reference.label_distributions_, atol=1e-8
+    )
+
+
 def test_mu_auto_is_the_labeled_fraction_or_the_papers_value():
     X, y_train = problem(seed=2)
     auto = MixedLabelPropagation(n_neighbors=8, mu="auto").fit(X, y_train)
