@@ -291,6 +291,21 @@ def test_loose_solves_use_float32_systems_and_the_final_one_float64(monkeypatch)
     assert calls[-1] == (np.float64, 1e-6, np.float64)
 
 
+def record_systems(monkeypatch):
+    """Turn the compiled kernels on for small problems and record the
+    system of every solve of the estimators (the returned list)."""
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    calls = []
+    real = _label_propagation.block_cg
+
+    def recording(A, B, **kwargs):
+        calls.append(A)
+        return real(A, B, **kwargs)
+
+    monkeypatch.setattr(_label_propagation, "block_cg", recording)
+    return calls
+
+
 @pytest.mark.skipif(not _kernels.installed(), reason="numba not installed")
 @pytest.mark.parametrize("mined", [True, False], ids=["cut-final", "plain-final"])
 def test_final_solve_reads_its_float64_residuals_from_the_graph(monkeypatch, mined):
@@ -300,16 +315,8 @@ def test_final_solve_reads_its_float64_residuals_from_the_graph(monkeypatch, min
     one a float64 system gives."""
     from sklearn_mixedlp._solvers import _GraphSystem
 
-    monkeypatch.setattr(_kernels, "MIN_WORK", 0)  # kernels on a small problem
+    calls = record_systems(monkeypatch)
     X, y_train = problem(n=300, seed=5)
-    calls = []
-    real = _label_propagation.block_cg
-
-    def recording(A, B, **kwargs):
-        calls.append(A)
-        return real(A, B, **kwargs)
-
-    monkeypatch.setattr(_label_propagation, "block_cg", recording)
     if not mined:
         monkeypatch.setattr(
             _label_propagation, "agreement_data",
@@ -339,16 +346,8 @@ def test_plain_propagation_solves_on_the_graph_system(monkeypatch):
     (the mixed loss adds a second matrix to it)."""
     from sklearn_mixedlp._solvers import _GraphSystem
 
-    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    calls = record_systems(monkeypatch)
     X, y_train = problem(n=300, seed=6)
-    calls = []
-    real = _label_propagation.block_cg
-
-    def recording(A, B, **kwargs):
-        calls.append(A)
-        return real(A, B, **kwargs)
-
-    monkeypatch.setattr(_label_propagation, "block_cg", recording)
     params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
     est = MixedLabelPropagation(**params).fit(X, y_train)
     assert len(calls) == 1 and isinstance(calls[0], _GraphSystem)
