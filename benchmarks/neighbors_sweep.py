@@ -128,6 +128,53 @@ def report(path, datasets, out):
     return text
 
 
+def plot(path, datasets, out, method="HardNegativeLP()"):
+    """Paired difference to ``k = 10`` against ``k``, one panel per label
+    rate, one line per dataset (95% intervals shaded); 'auto' marked with
+    a star at the ``k`` it chose."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in csv.DictReader(open(path, newline="")) if r["method"] == method]
+    fig, axes = plt.subplots(1, len(RATES), figsize=(6.4 * len(RATES), 4.4), sharey=True)
+    palette = plt.get_cmap("tab10").colors
+    for ax, rate in zip(axes, RATES):
+        for n, name in enumerate(datasets):
+            acc = {
+                (r["setting"], int(r["seed"])): (float(r["accuracy"]), int(r["k"]))
+                for r in rows if r["dataset"] == name and int(r["rate"]) == rate
+            }
+            seeds = sorted({s for (st, s) in acc if st == "10"})
+            if not seeds:
+                continue
+
+            def diff(setting):
+                return 100 * np.array(
+                    [acc[setting, s][0] - acc["10", s][0] for s in seeds]
+                )
+
+            ks = [int(st) for st in SETTINGS if st != "auto"]
+            stats = [mean_ci(diff(str(k))) if k != 10 else (0.0, 0.0) for k in ks]
+            means, halves = np.array(stats).T
+            color = palette[n % len(palette)]
+            ax.plot(ks, means, "-o", color=color, label=name, markersize=3)
+            ax.fill_between(ks, means - halves, means + halves, color=color, alpha=0.08)
+            ax.plot(acc["auto", seeds[0]][1], diff("auto").mean(), "*", color=color,
+                    markersize=11, markeredgecolor="black", markeredgewidth=0.5)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks([int(st) for st in SETTINGS if st != "auto"])
+        ax.set_xlabel("n_neighbors (star: 'auto', at the k it chose)")
+        ax.set_title(f"{method}, {rate} label{'s' if rate > 1 else ''} per class")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy minus n_neighbors=10 (points)")
+    axes[-1].legend(fontsize=7, loc="lower left", ncol=3)
+    fig.tight_layout()
+    fig.savefig(out / "neighbors_sweep.png", dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -150,6 +197,7 @@ def main(argv=None):
             )
             run(args.datasets, args.seeds, writer, log)
     print(report(path, args.datasets, args.output_dir))
+    plot(path, args.datasets, args.output_dir)
 
 
 if __name__ == "__main__":
