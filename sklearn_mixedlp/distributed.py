@@ -36,6 +36,7 @@ from ._graph import (
     knn_affinity,
 )
 from ._graph import l2_normalize_quiet
+from ._label_propagation import _cut_values
 from ._negatives import agreement_data, unit_rows
 from ._utils import entropy_confidence, fill_unlabeled, import_optional
 from ._utils import normalize_distributions, unlabeled_mask
@@ -341,23 +342,21 @@ def _linear_view(V, model):
 
 
 def _agreement(halo, Pn, Pn_halos, Qn, Qn_halos, temperature, view_weight):
-    """The negative weights of :func:`~sklearn_mixedlp._negatives.agreement_data`
-    on a shard's rows of ``W`` (aligned with its stored entries)."""
+    """The float32 shares of :func:`~sklearn_mixedlp._negatives.agreement_data`
+    on a shard's rows of ``W`` (aligned with its stored entries): the share
+    of each edge's affinity that the views say joins two classes."""
     Qn = None if Qn is None else _extended(Qn, Qn_halos)
     return agreement_data(
         halo.W, _extended(Pn, Pn_halos), Qn, temperature=temperature,
-        view_weight=view_weight,
+        view_weight=view_weight, shares=True,
     )
 
 
-def _cut(halo, negatives, beta):
-    """``max(w - beta wdis, 0)`` on a shard's stored entries, and how many
-    positive affinities it cut to 0."""
-    w = halo.W.data
-    cut = w - beta * negatives
-    gone = cut <= 0
-    cut[gone] = 0.0
-    return cut, int(np.count_nonzero(gone & (w > 0)))
+def _cut(halo, shares, beta):
+    """``max(w (1 - beta share), 0)`` on a shard's stored entries, as on one
+    machine, and whether it cut a positive affinity to 0."""
+    cut, _, removed = _cut_values(halo.W, shares, beta)
+    return cut, int(removed)
 
 
 def _transform(V, svd):
@@ -793,22 +792,22 @@ class _ShardedFit:
             return F, self.base_orphan
         est.mining_ = est.mining
         V = self.features() if est.mining == "two_view" else None
-        orphan, n_iter, negatives = self.base_orphan, 0, None
+        orphan, n_iter, shares = self.base_orphan, 0, None
         for round_ in range(est.n_rounds):
             if round_:
-                F, orphan = self.solve_cut(negatives, F, tol=mining_tol)
+                F, orphan = self.solve_cut(shares, F, tol=mining_tol)
                 n_iter += self.n_iter
-            negatives = self.mine(F, orphan, V)
+            shares = self.mine(F, orphan, V)
         self.lap("mining", f"{est.n_rounds} rounds", n_iter)
-        F, orphan = self.solve_cut(negatives, F)
+        F, orphan = self.solve_cut(shares, F)
         self.lap("mixed_solve", f"{self.n_iter} iterations", self.n_iter)
         return F, orphan
 
-    def solve_cut(self, negatives, F, tol=None):
-        """The propagation on the cut graph ``max(W - beta Wdis, 0)``,
+    def solve_cut(self, shares, F, tol=None):
+        """The propagation on the cut graph ``max(W (1 - beta shares), 0)``,
         warm-started from ``F``."""
         cl = self.cl
-        cut = [cl.on(s, _cut, self.halo[s], negatives[s], self.est.beta)
+        cut = [cl.on(s, _cut, self.halo[s], shares[s], self.est.beta)
                for s in self.shards]
         removed = sum(cl.gather([cl.on(s, operator.itemgetter(1), cut[s])
                                  for s in self.shards]))
@@ -819,8 +818,9 @@ class _ShardedFit:
 
     # -- the mining ----------------------------------------------------------
     def mine(self, F, orphan, V):
-        """Negative weights from the agreement of the views across each
-        edge (as ``HardNegativeLP``'s two-view and agreement mining)."""
+        """The float32 shares of each edge's affinity that the views say
+        join two classes, per shard (as ``HardNegativeLP``'s two-view and
+        agreement mining)."""
         est, cl, C = self.est, self.cl, self.n_classes
         present = np.bincount(self.y_index[self.labeled], minlength=C) > 0
         uniform = present / present.sum()
