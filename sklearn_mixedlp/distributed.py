@@ -208,12 +208,16 @@ def _system(weights, scale, scale_halos, diagonal, laplacian):
     return A, 1.0 / diagonal
 
 
-def _sources(n_rows, rows, values, n_classes):
-    """The shard's rows of ``B``: ``values`` on its labeled rows ``rows``,
-    0 elsewhere."""
-    B = np.zeros((n_rows, n_classes))
-    B[rows] = values
-    return B
+def _sources(n_rows, rows, values):
+    """The shard's rows of ``B``, kept as its labeled rows: ``(n_rows,
+    rows, values)``, ``B[rows] = values`` and 0 elsewhere."""
+    return n_rows, np.asarray(rows), np.asarray(values, dtype=np.float64)
+
+
+def _source_norms(B):
+    """The squared column norms of a shard's rows of ``B``."""
+    values = B[2]
+    return (values * values).sum(axis=0)
 
 
 # The conjugate gradient runs in the Chronopoulos-Gear form: each iteration
@@ -225,14 +229,18 @@ def _sources(n_rows, rows, values, n_classes):
 
 
 def _cg_start(system, B, x0, x0_halos):
-    """``E = x0`` (or 0), ``R = B - A x0``, ``U = D^-1 R``, ``P = S = 0``."""
+    """``E = x0`` (or 0), ``R = B - A x0``, ``U = D^-1 R``, ``P = S = 0``
+    (``B`` as :func:`_sources` keeps it)."""
     A, inv_diag = system
-    R = np.array(B, dtype=np.float64)
+    n_rows, rows, values = B
     if x0 is None:
+        R = np.zeros((n_rows, values.shape[1]))
         E = np.zeros_like(R)
     else:
         E = np.array(x0, dtype=np.float64)
-        R -= A @ _extended(E, x0_halos)
+        R = A @ _extended(E, x0_halos)
+        np.negative(R, out=R)
+    R[rows] += values
     zeros = np.zeros_like(R)
     return (E, R, R * inv_diag[:, None], zeros, zeros.copy(), None), None
 
@@ -661,7 +669,8 @@ class _ShardedFit:
         del neighbours, A, columns, W
         self.base = [cl.on(s, _weights, self.halo[s]) for s in self.shards]
         self.base_orphan = self.orphans(self.base)
-        # B = mu Y (Poisson: minus the labels' mean), row block by row block
+        # B = mu Y (Poisson: minus the labels' mean), row block by row
+        # block, each kept as its labeled rows
         mu, labeled = est.mu_, self.labeled
         values = np.zeros((np.count_nonzero(labeled), self.n_classes))
         values[np.arange(values.shape[0]), self.y_index[labeled]] = mu
@@ -673,7 +682,7 @@ class _ShardedFit:
             local = np.flatnonzero(labeled[self.rows(s)])
             self.B.append(cl.on(
                 s, _sources, int(offsets[s + 1] - offsets[s]), local,
-                values[first[s]:first[s + 1]], self.n_classes,
+                values[first[s]:first[s + 1]],
             ))
         self.lap("graph", f"halo of {int(est.halo_rows_.sum())} rows")
 
@@ -721,7 +730,7 @@ class _ShardedFit:
         (futures)."""
         est, cl = self.est, self.cl
         labeled_norm = self.sum(
-            cl.on(s, lambda B: (B * B).sum(axis=0), self.B[s]) for s in self.shards
+            cl.on(s, _source_norms, self.B[s]) for s in self.shards
         )
         b_norm = np.sqrt(labeled_norm)
         b_norm = b_norm + (b_norm == 0)
