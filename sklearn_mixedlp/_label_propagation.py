@@ -365,19 +365,14 @@ class _Mining:
         if not final and (self.base_replaced or old.dtype != np.float64):
             # a round's cut system overwrote the base one, or the base one
             # was kept in float32 for loose solves: build it again
-            if est._graph_residuals():
-                # float32 values, float64 residuals read from the graph
-                W = self.W
-                self.system["A"] = est._graph_system(
-                    W, None, W.data, np.asarray(W.sum(axis=1)).ravel(), self.labeled,
-                    self.orphan, self.system["pattern"],
-                    out=old.data if old.dtype == np.float32 else None,
-                )
-            else:
-                self.system["A"] = est._base_system(
-                    self.W, self.y_index, self.labeled, self.orphan,
-                    B=self.system["B"], pattern=self.system["pattern"],
-                )[0]
+            # (float32 values and float64 residuals read from the graph
+            # where the solve can, into the old float32 buffer)
+            graph = est._graph_residuals()
+            self.system["A"] = est._base_system(
+                self.W, self.y_index, self.labeled, self.orphan,
+                B=self.system["B"], pattern=self.system["pattern"], graph=graph,
+                out=old.data if graph and old.dtype == np.float32 else None,
+            )[0]
             del old
             self.base_replaced, self._lp = False, None
         F = self.solve_lp()
@@ -611,14 +606,15 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         unlabeled = unlabeled_mask(y)
         self.classes_, y_index = self._encode_labels(y, unlabeled)
         n_samples, n_classes = X.shape[0], self.classes_.size
+        n_labeled = np.count_nonzero(~unlabeled)
         self._solver, self._device = resolve_solver(self.solver, self.device)
         self.mu_ = self.mu
         if self.mu == "auto":
             # a random walk of the propagation lasts about 1 / mu steps: the
             # paper's 99, or fewer, as many as there are rows per label
-            self.mu_ = max(_PAPER_MU, np.count_nonzero(~unlabeled) / n_samples)
+            self.mu_ = max(_PAPER_MU, n_labeled / n_samples)
 
-        k = auto_neighbors(self.n_neighbors, n_samples, np.count_nonzero(~unlabeled))
+        k = auto_neighbors(self.n_neighbors, n_samples, n_labeled)
         W, knn = self._build_graph(X, k, precomputed, clock)
         if negatives is not None:
             negatives = check_negatives(negatives, n_samples)
@@ -864,7 +860,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             pattern = _Pattern(W, getattr(self, "_fit_kernels", None))
         scale, diagonal = self._system_terms(degree, labeled, orphan)
         if graph:
-            A = self._graph_system(W, None, values, degree, labeled, orphan, pattern, out)
+            A = self._graph_system(W, None, values, scale, diagonal, pattern, out)
         else:
             A = pattern.system(values, scale, -1.0, diagonal, out, dtype)
         return A, B, scale, pattern
@@ -887,13 +883,12 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         # (1 + mu) I - D^-1/2 W D^-1/2
         return scale, np.full_like(degree, 1.0 + mu)
 
-    def _graph_system(self, W, share, values, degree, labeled, orphan, pattern, out=None):
-        """The final solve's system on ``W`` (cut by ``share`` when given:
-        ``values`` and ``degree`` are the cut affinities and their row sums)
-        as a :class:`~._solvers._GraphSystem`: stored in float32 (into
-        ``out`` when given), its float64 residuals read from ``W`` and
-        ``share``, which the fit keeps anyway."""
-        scale, diagonal = self._system_terms(degree, labeled, orphan)
+    def _graph_system(self, W, share, values, scale, diagonal, pattern, out=None):
+        """The final solve's system ``diag(diagonal) - D_s M D_s`` on ``W``
+        (cut by ``share`` when given: ``values`` are the cut affinities) as
+        a :class:`~._solvers._GraphSystem`: stored in float32 (into ``out``
+        when given), its float64 residuals read from ``W`` and ``share``,
+        which the fit keeps anyway."""
         kernels = self._fit_kernels
         A32 = pattern.system(values, scale, -1.0, diagonal, out, np.float32)
 
@@ -960,7 +955,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                 # the final solve: float32 values, float64 residuals from the
                 # graph and the shares (no float64 copy of the system)
                 A = self._graph_system(
-                    W, Wdis.shares, cut, degree, mining.labeled, orphan,
+                    W, Wdis.shares, cut, *self._system_terms(degree, mining.labeled, orphan),
                     system["pattern"], out=base.data if base.dtype == np.float32 else None,
                 )
                 del base, cut

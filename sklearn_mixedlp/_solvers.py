@@ -933,16 +933,15 @@ def block_cg(
     kernels = _pick_kernels(kernel, solver, A.nnz * (B.shape[1] if len(B.shape) > 1 else 1))
     graph = A if isinstance(A, _GraphSystem) else None
     if graph is not None:
-        # the graph's residuals need the compiled kernels and float32 steps
-        A = graph.A32 if kernels is not None and dtype == np.float32 else graph.build()
+        A = graph.A32  # the pattern of the system, for the row order
     n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
     progress = progress_bar(max_iter, f"conjugate gradient ({solver})", verbose >= 2)
     perm = _locality_order(A, B.shape[1] * np.dtype(dtype).itemsize, reorder)
-    if graph is not None and (perm is not None or A is not graph.A32):
-        # a reordered solve or the float64 system: no graph residuals
-        A = graph.build() if A is graph.A32 else A
-        graph = None
+    if graph is not None and (kernels is None or dtype != np.float32 or perm is not None):
+        # the graph's residuals need the compiled kernels, float32 steps and
+        # the graph's row order: otherwise the float64 system
+        A, graph = graph.build(), None
     if perm is not None:
         # solve P A P^T (P X) = P B: same iterates, rows of X gathered by the
         # product now sit close together in memory
