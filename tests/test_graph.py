@@ -341,6 +341,27 @@ def test_faiss_ivf_path_has_recall(sphere_data):
     assert recall(index.kneighbors(Q, k)[1], ref_q) >= 0.9
 
 
+@requires_faiss
+def test_ivf_lists_added_whole_equal_faiss_add(sphere_data):
+    """The inverted lists filled one whole list at a time hold what
+    ``index.add`` puts there: same list sizes, same search results."""
+    import faiss
+
+    from sklearn_mixedlp._graph import _add_by_list, _train_ivf
+
+    V32 = np.ascontiguousarray(sphere_data, dtype=np.float32)
+    plain = _train_ivf(faiss, V32, np.random.RandomState(0))
+    whole = _train_ivf(faiss, V32, np.random.RandomState(0))
+    plain.add(V32)
+    cell = _add_by_list(faiss, whole, V32)
+    assert whole.ntotal == plain.ntotal == len(V32)
+    sizes = [plain.invlists.list_size(i) for i in range(plain.nlist)]
+    assert [whole.invlists.list_size(i) for i in range(whole.nlist)] == sizes
+    np.testing.assert_array_equal(np.bincount(cell.ravel(), minlength=plain.nlist), sizes)
+    for a, b in zip(plain.search(V32[:200], 7), whole.search(V32[:200], 7)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_neighbor_recall_exact_and_corrupted(sphere_data):
     k = 10
     _, idx = NeighborIndex("exact").fit(sphere_data, k).self_kneighbors(sphere_data, k)

@@ -422,3 +422,40 @@ def test_paper_keeps_the_edge_removal_mining():
     assert est.mining == "hard" and est.dissimilarity_loss == "mixed"
     assert HardNegativeLP.paper("control").mining == "control"
     assert HardNegativeLP.paper(mining="control").mining == "control"
+
+
+@pytest.mark.parametrize("estimator", [HardNegativeLP, MixedLabelPropagation])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fit_in_column_passes_equals_one_pass(monkeypatch, capsys, estimator, compiled):
+    """A working memory of one column per solve pass: every solve runs in
+    passes (the final one writes into its float32 warm start) and the fit
+    equals the one-pass fit, up to the float32 rounding of the solution."""
+    from sklearn_mixedlp import _solvers
+
+    if compiled:
+        monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    X, y_train = problem(n=300, seed=5)
+    params = dict(n_neighbors=8, knn_backend="exact")
+    reference = estimator(**params).fit(X, y_train)
+    seen = []
+    real = _label_propagation.block_cg
+
+    def recording(A, B, **kwargs):
+        result = real(A, B, **kwargs)
+        seen.append((kwargs.get("x0") is not None, result.X.dtype))
+        return result
+
+    monkeypatch.setattr(_label_propagation, "block_cg", recording)
+    # a working memory of one column: 300 rows x 20 bytes
+    monkeypatch.setattr(_solvers, "default_working_memory", lambda: 300 * 20 / 2**20)
+    capsys.readouterr()
+    est = estimator(verbose=2, **params).fit(X, y_train)
+    solves = [line for line in capsys.readouterr().out.splitlines() if "[block_cg]" in line]
+    assert solves and all("passes of 1 columns" in line for line in solves)
+    if estimator is HardNegativeLP:
+        # the final solve warm-started from the float32 mining solution
+        assert seen[-1] == (True, np.float32)
+    np.testing.assert_allclose(
+        est.label_distributions_, reference.label_distributions_, atol=1e-6
+    )
+    np.testing.assert_array_equal(est.transduction_, reference.transduction_)

@@ -440,3 +440,76 @@ def test_graph_system_residuals_match_its_matrix(cut):
     for kwargs in ({"kernel": "scipy", "dtype": np.float32}, {"dtype": np.float64}):
         other = block_cg(system, B, tol=1e-10, reorder=None, **kwargs)
         np.testing.assert_allclose(other.X, reference, atol=1e-8 * np.abs(reference).max())
+
+
+def test_columns_per_pass():
+    from sklearn_mixedlp._solvers import columns_per_pass
+
+    # 3 float32 blocks and a float64 solution: 20 bytes per row and column
+    assert columns_per_pass(2**20, 100, np.float32, working_memory=400) == 20
+    assert columns_per_pass(2**20, 100, np.float64, working_memory=400) == 12
+    assert columns_per_pass(2**20, 100, np.float32, working_memory=10**6) == 100
+    assert columns_per_pass(2**30, 100, np.float32, working_memory=1) == 1
+
+
+def passes_of(capsys):
+    out = capsys.readouterr().out
+    return int(out.split(" passes of")[0].rsplit("(", 1)[1]) if "passes of" in out else 1
+
+
+@pytest.mark.parametrize("solver, device", BACKENDS)
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-8), (np.float32, 1e-3)])
+@pytest.mark.parametrize("reorder", [None, "rcm"])
+def test_solve_in_column_passes_equals_one_pass(solver, device, dtype, tol, reorder, capsys):
+    """A working memory that holds 2 columns of the 5 solves them in 3
+    passes: each column meets tol, the solution equals the one-pass one,
+    in the precision a one-pass solve returns."""
+    n = 300
+    A = shuffled_band(n)
+    B = sp.random(n, 5, density=0.05, random_state=3, format="csr")
+    kwargs = dict(tol=tol, solver=solver, device=device, dtype=dtype, reorder=reorder, verbose=1)
+    one = block_cg(A, B, working_memory=1, **kwargs)
+    assert passes_of(capsys) == 1
+    mib = 2 * n * (3 * np.dtype(dtype).itemsize + 8) / 2**20
+    passes = block_cg(A, B, working_memory=mib, **kwargs)
+    assert passes_of(capsys) == 3
+    assert passes.converged and passes.X.dtype == one.X.dtype
+    true = np.linalg.norm(B.toarray() - A @ passes.X, axis=0) / sp.linalg.norm(B, axis=0)
+    assert np.all(true <= tol * 1.01)
+    scale = np.abs(one.X).max()
+    np.testing.assert_allclose(passes.X, one.X, atol=10 * tol * scale)
+
+
+@pytest.mark.parametrize("x0_dtype", [np.float64, np.float32])
+def test_passes_write_the_solution_into_the_warm_start(x0_dtype, capsys):
+    """With overwrite_x0, each pass writes its columns into x0 in x0's
+    precision (a float32 x0 gets the float64 solution rounded) and x0 is
+    the returned solution."""
+    n = 300
+    A = shuffled_band(n)
+    B = np.random.default_rng(0).normal(size=(n, 4))
+    exact = np.linalg.solve(A.toarray(), B)
+    x0 = (exact + 0.1 * np.random.default_rng(1).normal(size=exact.shape)).astype(x0_dtype)
+    mib = 1 * n * 20 / 2**20
+    result = block_cg(
+        A, B, x0=x0, overwrite_x0=True, tol=1e-9, dtype=np.float32, reorder=None,
+        working_memory=mib, verbose=1,
+    )
+    assert passes_of(capsys) == 4
+    assert result.X is x0
+    rounding = 1e-9 if x0_dtype == np.float64 else 2 * np.finfo(np.float32).eps
+    np.testing.assert_allclose(x0, exact, atol=rounding * 10 * np.abs(exact).max())
+
+
+@pytest.mark.skipif(not _kernels.installed(), reason="numba not installed")
+def test_graph_system_in_column_passes(capsys):
+    """The final solve's graph system (float64 residuals read from the
+    graph) solved one column per pass equals its one-pass solve."""
+    system, B = graph_system()
+    one = block_cg(system, B, tol=1e-10, dtype=np.float32, kernel="numba", reorder=None)
+    passes = block_cg(
+        system, B, tol=1e-10, dtype=np.float32, kernel="numba", reorder=None,
+        working_memory=400 * 20 / 2**20, verbose=1,
+    )
+    assert passes_of(capsys) == 3
+    np.testing.assert_allclose(passes.X, one.X, atol=1e-8 * np.abs(one.X).max())
