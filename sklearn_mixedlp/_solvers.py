@@ -967,8 +967,7 @@ def block_cg(
     working_memory : int, default=None
         MiB that the blocks of the iterations may take (None:
         :func:`default_working_memory`, a quarter of the physical memory).
-        When
-        all ``n_rhs`` columns need more (see :func:`columns_per_pass`), the
+        When all ``n_rhs`` columns need more (see :func:`columns_per_pass`), the
         columns are solved in passes of as many as fit, one after the
         other: each column runs its own recurrence either way, so the
         solution is the same up to ``tol``; the iteration count is that of
@@ -1020,7 +1019,7 @@ def block_cg(
         else:
             X, n_iter, residuals, note = _solve_in_passes(
                 A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
-                progress, width, overwrite_x0=overwrite_x0 or perm is not None,
+                progress, width, overwrite_x0=overwrite_x0,
                 kernels=kernels, graph=graph,
             )
     progress.close()

@@ -513,3 +513,21 @@ def test_graph_system_in_column_passes(capsys):
     )
     assert passes_of(capsys) == 3
     np.testing.assert_allclose(passes.X, one.X, atol=1e-8 * np.abs(one.X).max())
+
+
+def test_passes_without_overwrite_leave_a_float32_warm_start(capsys):
+    """Without overwrite_x0 (and with the rows reordered) a solve in passes
+    leaves x0 as it was and returns the float64 solution a one-pass solve
+    returns."""
+    n = 300
+    A = shuffled_band(n)
+    B = np.random.default_rng(0).normal(size=(n, 4))
+    x0 = np.random.default_rng(1).normal(size=(n, 4)).astype(np.float32)
+    before = x0.copy()
+    kwargs = dict(x0=x0, tol=1e-9, dtype=np.float32, reorder="rcm", verbose=1)
+    one = block_cg(A, B, **kwargs)
+    passes = block_cg(A, B, working_memory=n * 20 / 2**20, **kwargs)
+    assert passes_of(capsys) == 4
+    np.testing.assert_array_equal(x0, before)
+    assert passes.X.dtype == one.X.dtype == np.float64
+    np.testing.assert_allclose(passes.X, one.X, atol=1e-8 * np.abs(one.X).max())
