@@ -6,10 +6,11 @@ dimensions, concentration 30, float32, the model of
 chunk by chunk (``np.lib.format.open_memmap``: the matrix is never in
 memory whole), 10 labels per class to ``LABELS.npy``, then runs
 ``sklearn-mixedlp FEATURES.npy --labels LABELS.npy --output PRED.npy
---n-neighbors K`` in a fresh process and reports its stage lines, its wall
-time, its peak resident memory (``ru_maxrss`` of the child: data, libraries
-and the pages of the mapped file that were read) and the accuracy on the
-unlabeled rows.
+--n-neighbors K`` in a fresh process and reports its stage lines, each
+with the largest resident memory sampled during the stage (``VmRSS`` of
+the child every 0.2 s), its wall time, its peak resident memory
+(``ru_maxrss`` of the child: data, libraries and the pages of the mapped
+file that are mapped in) and the accuracy on the unlabeled rows.
 
 Run::
 
@@ -21,6 +22,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +52,46 @@ def write_data(workdir, n_rows, n_classes, seed, chunk=2**18):
     np.save(workdir / "classes.npy", y)
 
 
+def _rss_gib(pid):
+    """Resident memory of process ``pid`` in GiB (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_sampled(command, interval=0.2):
+    """Run ``command``; its stdout, and its stderr lines each followed by
+    the largest resident memory sampled since the previous line."""
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = [0.0]
+    lines = []
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _rss_gib(proc.pid))
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for line in proc.stderr:
+        line = line.rstrip("\n")
+        if line.startswith("[") and "in all)" in line:
+            line = f"{line} [RSS <= {max(peak[0], _rss_gib(proc.pid)):.2f} GiB]"
+            peak[0] = 0.0
+        lines.append(line)
+    stdout = proc.stdout.read()
+    proc.wait()
+    sampler.join()
+    return proc.returncode, lines, stdout
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -70,7 +112,7 @@ def main():
         "--n-neighbors", str(args.n_neighbors), "--no-progress",
     ]
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True)
+    returncode, stderr, stdout = run_sampled(command)
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     lines = [
@@ -79,10 +121,10 @@ def main():
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
         "$ sklearn-mixedlp features.npy --labels labels.npy --output pred.npy "
         f"--n-neighbors {args.n_neighbors}",
-        *[ln for ln in proc.stderr.splitlines() if ln.startswith("[")],
-        *proc.stdout.splitlines(),
+        *[ln for ln in stderr if ln.startswith("[")],
+        *stdout.splitlines(),
     ]
-    if proc.returncode == 0:
+    if returncode == 0:
         y = np.load(workdir / "classes.npy")
         labels = np.load(workdir / "labels.npy")
         pred = np.load(workdir / "pred.npy")
@@ -93,7 +135,7 @@ def main():
             f"unlabeled rows {accuracy:.3f}"
         )
     else:
-        lines += [f"failed with status {proc.returncode}", *proc.stderr.splitlines()[-5:]]
+        lines += [f"failed with status {returncode}", *stderr[-5:]]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.output:

@@ -202,6 +202,67 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
 
 
 @jit
+def _clipped_dot(G, i, j, weight):
+    """``sum_c max(G_ic, 0) max(G_jc, 0) weight_c`` in float64."""
+    s = 0.0
+    for c in range(G.shape[1]):
+        s += max(np.float64(G[i, c]), 0.0) * max(np.float64(G[j, c]), 0.0) * weight[c]
+    return s
+
+
+@jit
+def _clipped_uniform_dot(G, i, weight):
+    """``sum_c max(G_ic, 0) weight_c`` in float64."""
+    s = 0.0
+    for c in range(G.shape[1]):
+        s += max(np.float64(G[i, c]), 0.0) * weight[c]
+    return s
+
+
+@jit
+def distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j):
+    """``<Pn_i, Pn_j>`` for the unit rows ``Pn_i = scale_i max(G_i, 0) *
+    factor`` (the uniform unit row ``u`` where ``scale_i = 0``), from
+    ``factor2 = factor^2``, ``uniform_factor = u * factor`` and
+    ``uniform2 = <u, u>``. The rows are taken in the order ``min(i, j),
+    max(i, j)``: fastmath may reassociate the products, and ``(i, j)``
+    must give exactly what ``(j, i)`` gives."""
+    if i > j:
+        i, j = j, i
+    si, sj = scale[i], scale[j]
+    if si > 0.0 and sj > 0.0:
+        return si * sj * _clipped_dot(G, i, j, factor2)
+    if si > 0.0:
+        return si * _clipped_uniform_dot(G, i, uniform_factor)
+    if sj > 0.0:
+        return sj * _clipped_uniform_dot(G, j, uniform_factor)
+    return uniform2
+
+
+@jit
+def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, uniform2,
+                          scale, Qn, use_q, view_weight, temperature, weighted,
+                          out, start, stop):
+    """:func:`agreement_values` with the unit rows ``Pn`` of the class
+    distributions read from the propagated scores ``G`` (see
+    :func:`distribution_dot`): no ``n x C`` block of unit rows."""
+    n_q = Qn.shape[1]
+    for i in range(start, stop):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            e = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
+            if use_q:
+                s = 0.0
+                for c in range(n_q):
+                    s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
+                e += view_weight * (1.0 - s)
+            if e < 0.0:
+                e = 0.0
+            share = -np.expm1(-e / temperature)
+            out[p] = w[p] * share if weighted else share
+
+
+@jit
 def cut_degrees(indptr, w, share, beta, cut, degree, start, stop):
     """``cut = max(w (1 - beta share), 0)`` on the stored entries of rows
     ``start .. stop - 1`` and the row sums ``degree`` of ``cut``; returns

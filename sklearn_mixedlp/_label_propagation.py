@@ -41,6 +41,7 @@ from . import _kernels
 from ._negatives import (
     _map_rows,
     _row_spans,
+    DistributionRows,
     agreement_data,
     check_negatives,
     control_negative_weights,
@@ -49,7 +50,6 @@ from ._negatives import (
     hard_negative_weights,
     mom_negative_weights,
     on_pattern,
-    unit_rows,
 )
 from ._solvers import SOLVERS, block_cg, minres_solve, resolve_solver
 from ._utils import (
@@ -409,10 +409,11 @@ class _Mining:
 
     def views(self, G, chunk_rows=_ROW_CHUNK):
         """What the mining reads of the distributions of :meth:`distributions`
-        for the latest solution ``G`` (left unchanged): their unit rows
-        (float32, see :func:`~sklearn_mixedlp._negatives.unit_rows`), their
-        arg-max and their confidence, computed in chunks of rows without an
-        ``n x C`` temporary."""
+        for the latest solution ``G`` (left unchanged, and read again by
+        the first): their unit rows (a
+        :class:`~sklearn_mixedlp._negatives.DistributionRows` on ``G``),
+        their arg-max and their confidence, computed in chunks of rows
+        without an ``n x C`` temporary."""
         orphan = getattr(self, "_orphan", self.orphan)
         n, C = G.shape
         present = np.bincount(self.y_index[self.labeled], minlength=C) > 0
@@ -429,7 +430,7 @@ class _Mining:
             prior = np.bincount(self.y_index[self.labeled], minlength=C) / np.count_nonzero(self.labeled)
             factor = np.zeros(C)
             np.divide(prior, mass, out=factor, where=mass > 0)
-        Pn = np.empty((n, C), dtype=np.float32)
+        scale = np.zeros(n)
         labels = np.empty(n, dtype=np.int64)
         confidence = np.empty(n)
         for s in spans:
@@ -437,11 +438,13 @@ class _Mining:
             g[orphan[s]] = 0.0
             if factor is not None:
                 g *= factor
-            P, _ = normalize_distributions(g, uniform)
+            norms = np.linalg.norm(g, axis=1)
+            P, empty = normalize_distributions(g, uniform, overwrite=True)
             labels[s] = P.argmax(axis=1)
             confidence[s] = entropy_confidence(P)
-            Pn[s] = unit_rows(P)
-        return Pn, labels, confidence
+            np.divide(1.0, norms, out=scale[s], where=~empty)
+        scale[orphan] = 0.0
+        return DistributionRows(G, scale, uniform, factor), labels, confidence
 
     def features(self):
         if self._data is None:

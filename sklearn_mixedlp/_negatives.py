@@ -246,10 +246,59 @@ def unit_rows(P):
 _unit_rows = unit_rows
 
 
+class DistributionRows:
+    """The unit rows of class distributions, read from the scores they
+    come from: row ``i`` is ``max(G_i, 0) * factor`` scaled to unit norm,
+    or the unit row of ``uniform`` where ``scale[i] == 0``.
+
+    What :func:`agreement_data` reads of a propagation, without an
+    ``n x C`` block beside ``G`` (the unit rows of ``P`` equal those of
+    ``G`` clipped and weighted by class, whatever the row sums). Indexing
+    gives the rows of :func:`unit_rows`, in float64 (the compiled kernel
+    reads ``G`` in float64 as well: both paths round alike).
+
+    Parameters
+    ----------
+    G : ndarray of shape (n_samples, n_classes)
+        Scores (kept by reference, not copied).
+    scale : ndarray of shape (n_samples,)
+        ``1 / ||max(G_i, 0) * factor||``, or 0 for the rows that take the
+        uniform distribution.
+    uniform : ndarray of shape (n_classes,)
+        The distribution of the rows with ``scale == 0``.
+    factor : ndarray of shape (n_classes,), default=None
+        Weight of each class (class-mass normalisation); None is 1.
+    """
+
+    def __init__(self, G, scale, uniform, factor=None):
+        self.G, self.scale = G, np.asarray(scale, dtype=np.float64)
+        n_classes = G.shape[1]
+        self.factor = (
+            np.ones(n_classes) if factor is None else np.asarray(factor, dtype=np.float64)
+        )
+        uniform = np.asarray(uniform, dtype=np.float64)
+        self.uniform = uniform / max(np.linalg.norm(uniform), np.finfo(float).tiny)
+        self.shape = G.shape
+
+    def __getitem__(self, rows):
+        g = np.clip(self.G[rows], 0.0, None) * self.factor
+        scale = self.scale[rows]
+        g *= np.asarray(scale)[..., None]
+        g[scale == 0] = self.uniform
+        return g
+
+    def _kernel_arguments(self):
+        return (
+            self.G, self.factor**2, self.uniform * self.factor,
+            float(self.uniform @ self.uniform), self.scale,
+        )
+
+
 def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False):
     """The values of :func:`agreement_weights` on every stored entry of the
     CSR matrix ``W``, in the order of ``W.data``, from the unit rows ``Pn``
-    (and ``Qn``) of :func:`unit_rows`. With ``shares``, the share of each
+    (and ``Qn``) of :func:`unit_rows`, or a :class:`DistributionRows`
+    ``Pn`` (read from its scores). With ``shares``, the share of each
     affinity instead, ``1 - exp(-(d + view_weight q) / temperature)`` in
     ``[0, 1]``, as float32 (half the memory; a fully cut edge is exactly
     1, so its cut affinity is exactly 0).
@@ -264,15 +313,23 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     if W.nnz == 0:
         return values
     kernels = _kernels.get(W.nnz * Pn.shape[1])
+    lazy = isinstance(Pn, DistributionRows)
     if kernels is not None:
-        Q = Qn if Qn is not None else Pn[:, :0]
+        Q = Qn if Qn is not None else np.zeros((Pn.shape[0], 0), dtype=np.float32)
         w = np.ascontiguousarray(W.data, dtype=np.float64)
+        args = (float(view_weight), float(temperature), not shares, values)
 
         def fn(rows):
-            kernels.agreement_values(
-                W.indptr, W.indices, w, Pn, Q, Qn is not None, float(view_weight),
-                float(temperature), not shares, values, rows.start, rows.stop,
-            )
+            if lazy:
+                kernels.agreement_values_from(
+                    W.indptr, W.indices, w, *Pn._kernel_arguments(), Q,
+                    Qn is not None, *args, rows.start, rows.stop,
+                )
+            else:
+                kernels.agreement_values(
+                    W.indptr, W.indices, w, Pn, Q, Qn is not None, *args,
+                    rows.start, rows.stop,
+                )
 
         _map_rows(fn, W.indptr, 2**18)
         return values

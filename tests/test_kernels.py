@@ -240,6 +240,42 @@ def test_agreement_shares_are_the_weights_over_the_affinities(kernels, monkeypat
     np.testing.assert_allclose(shares, -np.expm1(-np.clip(e, 0, None) / 0.3), rtol=1e-6)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_agreement_from_scores_equals_agreement_from_unit_rows(
+    kernels, monkeypatch, compiled, dtype
+):
+    """A :class:`DistributionRows` (the unit rows read from the scores:
+    clipped, weighted by class, uniform where the row is empty) gives the
+    agreement of the unit rows of the distributions themselves, exactly
+    symmetric, in both paths."""
+    from sklearn_mixedlp._negatives import DistributionRows, agreement_data, unit_rows
+    from sklearn_mixedlp._utils import normalize_distributions
+
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0 if compiled else 2**62)
+    W = graph_with_empty_rows()
+    n = W.shape[0]
+    rng = np.random.default_rng(11)
+    G = rng.normal(size=(n, 6)).astype(dtype)
+    G[::7] = -np.abs(G[::7])  # empty rows: all scores clipped to 0
+    factor = rng.uniform(0.5, 2.0, 6)
+    uniform = np.array([0.25, 0.25, 0.0, 0.25, 0.25, 0.0])
+    g = np.clip(G.astype(np.float64), 0, None) * factor
+    P, empty = normalize_distributions(g.copy(), uniform)
+    assert empty.sum() >= 3 and (~empty).sum() >= 3
+    scale = np.where(empty, 0.0, 1.0 / np.maximum(np.linalg.norm(g, axis=1), 1e-300))
+    rows = DistributionRows(G, scale, uniform, factor)
+    assert rows.shape == G.shape
+    np.testing.assert_allclose(rows[np.arange(n)], unit_rows(P), rtol=1e-6, atol=1e-7)
+    Qn = unit_rows(rng.random((n, 4)))
+    for Q in (Qn, None):
+        lazy = agreement_data(W, rows, Q, temperature=0.3, shares=True)
+        direct = agreement_data(W, unit_rows(P), Q, temperature=0.3, shares=True)
+        np.testing.assert_allclose(lazy, direct, rtol=1e-5, atol=1e-6)
+        S = sp.csr_matrix((lazy, W.indices, W.indptr), shape=W.shape)
+        assert (S != S.T).nnz == 0
+
+
 @pytest.mark.parametrize("mining", ["two_view", "agreement"])
 def test_fit_with_compiled_kernels_equals_numpy(kernels, monkeypatch, mining):
     """The whole fit (graph, mining rounds, solves) with the compiled
