@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from retrieval import load, prepare, scores  # noqa: E402
+from retrieval import IMAGE_SETS, input_embedding, load, prepare, scores  # noqa: E402
 
 from sklearn_mixedlp import DeepMetricLearner, HardNegativeLP, MixedLabelPropagation  # noqa: E402
 from sklearn_mixedlp import _deep  # noqa: E402
@@ -55,11 +55,65 @@ CONFIGS = {
     "epochs5": (True, {"n_epochs": 5}),
     "lr1e-4": (True, {"lr": 1e-4}),
     "no_bonferroni": (True, {}),
+    # Proxies started at the class means of the labeled rows and moved 10x
+    # faster than the network; a distillation term towards the untrained
+    # cosine similarities; no warm-up epochs.
+    "w0": (True, {"n_warmup_epochs": 0}),
+    "w0_d1": (True, {"n_warmup_epochs": 0, "distillation": 1.0}),
+    "means_w0_d1": (True, {"n_warmup_epochs": 0, "distillation": 1.0,
+                           "proxy_init": "class_means"}),
+    "means": (True, {"proxy_init": "class_means"}),
+    "means_noval": (False, {"proxy_init": "class_means"}),
+    "means_plr": (True, {"proxy_init": "class_means", "proxy_lr": "10x"}),
+    "means_plr_w0": (True, {"proxy_init": "class_means", "proxy_lr": "10x",
+                            "n_warmup_epochs": 0}),
+    "means_plr_w0_d1": (True, {"proxy_init": "class_means", "proxy_lr": "10x",
+                               "n_warmup_epochs": 0, "distillation": 1.0}),
+    "means_plr_w0_d1_s16": (True, {"proxy_init": "class_means", "proxy_lr": "10x",
+                                   "n_warmup_epochs": 0, "distillation": 1.0,
+                                   "scale": 16.0}),
+    "means_plr_w0_d1_noval": (False, {"proxy_init": "class_means", "proxy_lr": "10x",
+                                      "n_warmup_epochs": 0, "distillation": 1.0}),
+    "means_plr_w0_d1_nosel": (False, {"proxy_init": "class_means", "proxy_lr": "10x",
+                                      "n_warmup_epochs": 0, "distillation": 1.0,
+                                      "validation_fraction": 0.0}),
+    "means_plr_w0_nosel": (False, {"proxy_init": "class_means", "proxy_lr": "10x",
+                                   "n_warmup_epochs": 0, "validation_fraction": 0.0}),
     "no_bonferroni_noval": (False, {}),
 }
 # Configurations that change the selection rule: one-sided 97.5 % bound per
 # epoch, without the correction for the number of epochs compared.
 NO_BONFERRONI = {"no_bonferroni", "no_bonferroni_noval"}
+
+
+def _traced_epochs(trace, X_te, y_te, X_val, y_val):
+    """Wrap DeepMetricLearner._train_epoch so that the state before the
+    first epoch and after every epoch are recorded, for research: the test
+    classes' R@1 and MAP@R and the validation classes' per-query
+    Precision@8 and MAP@R."""
+    original = _deep.DeepMetricLearner._train_epoch
+
+    def record(self):
+        Z = self.transform(X_te)
+        s = scores(Z, y_te, 0, nmi=False)
+        Zv = self.transform(X_val)
+        q = np.arange(Zv.shape[0])
+        trace.append({
+            "R@1": s["R@1"], "MAP@R": s["MAP@R"],
+            "val_p8": np.round(_deep._per_query_scores(Zv, y_val, q, "precision", k=8),
+                               4).tolist(),
+            "val_mapr": np.round(_deep._per_query_scores(Zv, y_val, q, "map_at_r"),
+                                 4).tolist(),
+        })
+
+    def train_epoch(self, *a, **kw):
+        if not trace:
+            record(self)
+        out = original(self, *a, **kw)
+        record(self)
+        return out
+
+    return train_epoch
 
 
 def run(args):
@@ -69,7 +123,8 @@ def run(args):
         for seed in args.seeds:
             d = prepare(name, X_raw, y, seed, args.max_train_rows, args.max_eval_rows,
                         args.labels_per_class)
-            base = scores(d["X_te"], d["y_te"], seed, nmi=False)
+            base = scores(input_embedding(name, d["X_te"], args), d["y_te"], seed,
+                          nmi=False)
             line = dict(dataset=name, seed=seed, config="input", **base)
             out.write(json.dumps(line) + "\n")
             out.flush()
@@ -77,11 +132,27 @@ def run(args):
                 use_val, kw = CONFIGS[config]
                 kw = dict(kw)
                 est = kw.pop("estimator", HardNegativeLP())
+                if name in IMAGE_SETS:
+                    from sklearn_mixedlp.nets import efficientnet_lite0
+
+                    kw.setdefault("module", efficientnet_lite0)
+                    kw.setdefault("module_kwargs", {"image_size": args.image_size})
+                for key in ("n_epochs", "lr"):
+                    if getattr(args, key) is not None:
+                        kw.setdefault(key, getattr(args, key))
+                if kw.get("proxy_lr") == "10x":
+                    lr = kw.get("lr") or (1e-3 if "module" not in kw else 1e-4)
+                    kw["proxy_lr"] = 10 * lr
                 dml = DeepMetricLearner(
                     estimator=est, device="cpu", random_state=seed,
                     validation_data=(d["X_val"], d["y_val"]) if use_val else None, **kw,
                 )
                 t0 = time.perf_counter()
+                trace = []
+                original_epoch = _deep.DeepMetricLearner._train_epoch
+                if args.trace:
+                    _deep.DeepMetricLearner._train_epoch = _traced_epochs(
+                        trace, d["X_te"], d["y_te"], d["X_val"], d["y_val"])
                 original = _deep._gain_lower_bound
                 if config in NO_BONFERRONI:
                     _deep._gain_lower_bound = lambda diff, n: original(diff, 1)
@@ -91,6 +162,7 @@ def run(args):
                         dml.fit(d["X_tr"], d["y_tr"])
                 finally:
                     _deep._gain_lower_bound = original
+                    _deep.DeepMetricLearner._train_epoch = original_epoch
                 fit_s = time.perf_counter() - t0
                 s = scores(dml.transform(d["X_te"]), d["y_te"], seed, nmi=False)
                 line = dict(
@@ -98,6 +170,8 @@ def run(args):
                     fit_s=fit_s,
                     valid=[h["valid_score"] for h in dml.history_],
                 )
+                if trace:
+                    line["trace"] = trace
                 out.write(json.dumps(line) + "\n")
                 out.flush()
                 print(f"{name} seed {seed} {config}: R@1 {s['R@1']:.4f} "
@@ -152,7 +226,13 @@ def main(argv=None):
     p.add_argument("--max-train-rows", type=int, default=3000)
     p.add_argument("--max-eval-rows", type=int, default=2000)
     p.add_argument("--labels-per-class", type=int, default=5)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--n-epochs", type=int, default=None, help="default: the learner's")
+    p.add_argument("--lr", type=float, default=None, help="default: the learner's")
     p.add_argument("--output", default="doc/benchmarks/dml_levers.jsonl")
+    p.add_argument("--trace", action="store_true",
+                   help="record test scores and per-query validation scores of "
+                   "every state (research)")
     p.add_argument("--summarise", default=None, help="a JSON-lines file to summarise")
     p.add_argument("--rst", default=None, help="write the summary tables here")
     args = p.parse_args(argv)

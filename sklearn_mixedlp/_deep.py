@@ -23,7 +23,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils import check_array, check_random_state, column_or_1d
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -203,6 +203,17 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         and the two values give both a relative step of about 1e-3.
     weight_decay : float, default=1e-4
         AdamW weight decay.
+    proxy_lr : float or None, default=None
+        Learning rate of the class proxies; None means ``lr``.
+    proxy_init : {'random', 'class_means'}, default='random'
+        Start of the proxies: random directions, or the normalised mean
+        untrained embedding of each class's labeled rows.
+    distillation : float, default=0.0
+        Weight of a term that keeps the cosine similarities within each
+        mini-batch close to those of the untrained embeddings,
+        ``distillation / C * sum_i mean_j (z_i . z_j - z0_i . z0_j)^2``
+        (``C`` classes, ``z0`` the untrained embeddings), added to the
+        proxy loss; 0 turns it off.
     scale : float, default=32.0
         Scale ``eps`` of the proxy loss.
     margin : float, default=0.1
@@ -307,6 +318,9 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "proxy_lr": [Interval(Real, 0, None, closed="neither"), None],
+        "proxy_init": [StrOptions({"class_means", "random"})],
+        "distillation": [Interval(Real, 0, None, closed="left")],
         "scale": [Interval(Real, 0, None, closed="neither")],
         "margin": [Interval(Real, None, None, closed="neither")],
         "validation_data": [tuple, None],
@@ -329,6 +343,9 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         batch_size=32,
         lr=None,
         weight_decay=1e-4,
+        proxy_lr=None,
+        proxy_init="random",
+        distillation=0.0,
         scale=32.0,
         margin=0.1,
         validation_data=None,
@@ -347,6 +364,9 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.proxy_lr = proxy_lr
+        self.proxy_init = proxy_init
+        self.distillation = distillation
         self.scale = scale
         self.margin = margin
         self.validation_data = validation_data
@@ -483,11 +503,25 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         criterion = ProxyLoss(
             self.classes_.size, self.embedding_dim_, scale=self.scale, margin=self.margin
         ).to(self.device_)
+        # The untrained embeddings of the training rows: the anchor of the
+        # distillation term and the start of the class-mean proxies.
+        initial = None
+        if self.distillation > 0 or self.proxy_init == "class_means":
+            initial = torch.as_tensor(self._embed(X_pool))
+        if self.proxy_init == "class_means":
+            self._class_mean_proxies(criterion, initial, y_index_pool, labeled_pool)
+        self._initial = initial if self.distillation > 0 else None
         lr = self.lr
         if lr is None:
             lr = 1e-3 if self.module is None else 1e-4
         optimizer = torch.optim.AdamW(
-            [*self.module_.parameters(), *criterion.parameters()],
+            [
+                {"params": list(self.module_.parameters())},
+                {
+                    "params": list(criterion.parameters()),
+                    "lr": lr if self.proxy_lr is None else self.proxy_lr,
+                },
+            ],
             lr=lr,
             weight_decay=self.weight_decay,
         )
@@ -545,6 +579,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
             if self.verbose:
                 self._print_summary(record, n_epochs)
 
+        self._initial = None
         self._select(best, selector, n_epochs, criterion)
         # The estimator on the kept embeddings, all rows and labels.
         self._pseudolabel(X_t, y, labeled, y_index)
@@ -553,6 +588,23 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
             self.proxies_ = (
                 criterion.normalized_proxies().cpu().numpy().astype(np.float32)
             )
+
+    def _class_mean_proxies(self, criterion, Z, y_index, labeled):
+        """Start each proxy at the normalised mean untrained embedding of
+        its labeled rows (classes without labeled rows keep theirs)."""
+        torch = _torch()
+        rows = np.flatnonzero(labeled)
+        if rows.size == 0:
+            return
+        index = torch.as_tensor(y_index[rows])
+        sums = torch.zeros(self.classes_.size, Z.shape[1], dtype=torch.float64)
+        sums.index_add_(0, index, Z[rows].to(torch.float64))
+        norms = torch.linalg.vector_norm(sums, dim=1)
+        present = norms > 0
+        with torch.no_grad():
+            proxies = criterion.proxies
+            means = (sums[present] / norms[present, None]).to(proxies.dtype)
+            proxies[present.to(proxies.device)] = means.to(proxies.device)
 
     def _select(self, best, selector, n_epochs, criterion):
         """Restore the kept weights; set best_epoch_ and its reason."""
@@ -736,11 +788,14 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
             xb = X_t[rows[batch]].to(self.device_)
             if self.augment is not None:
                 xb = self.augment(xb)
+            z = self.module_(xb).float()
             loss = criterion(
-                self.module_(xb).float(),
+                z,
                 labels[batch].to(self.device_),
                 sample_weight=weights[batch].to(self.device_),
             )
+            if self._initial is not None and len(batch) > 1:
+                loss = loss + self._distillation_loss(z, rows[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -750,6 +805,18 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         if progress is not None:
             progress.close()
         return float(np.mean(losses)) if losses else float("nan")
+
+    def _distillation_loss(self, z, rows):
+        """``distillation / C * sum_i mean_j (z_i . z_j - z0_i . z0_j)^2``
+        over the batch: how far the cosine similarities of the batch have
+        moved from those of the untrained embeddings ``z0``, weighted per
+        row like one row's proxy loss."""
+        from .losses import _normalize_rows
+
+        z = _normalize_rows(z)
+        z0 = self._initial[rows].to(z.device)
+        gap = z @ z.T - z0 @ z0.T
+        return self.distillation * gap.pow(2).mean(dim=1).sum() / self.classes_.size
 
     def _embed(self, X_t):
         """L2-normalised embeddings of ``X_t`` (eval mode, no gradient)."""

@@ -763,3 +763,72 @@ def test_efficientnet_lite0_checks_its_images():
         efficientnet_lite0(input_shape=(3, 32, 16), pretrained=False)
     with pytest.raises(ValueError, match="1 or 3 channels"):
         efficientnet_lite0(input_shape=(2, 32, 32), pretrained=False)
+
+
+# -- proxies and distillation ---------------------------------------------
+
+
+def test_class_mean_proxies_start_at_the_labeled_means(digits):
+    """proxy_init='class_means': before any step, each proxy is the
+    normalised mean untrained embedding of its class's labeled rows."""
+    X, _, y_masked = digits
+    est = DeepMetricLearner(
+        proxy_init="class_means", n_epochs=0, n_warmup_epochs=0,
+        validation_fraction=0, device="cpu", random_state=0,
+    ).fit(X, y_masked)
+    Z = est.transform(X)  # untrained: the input geometry
+    for k, c in enumerate(est.classes_):
+        mean = Z[y_masked == c].astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(est.proxies_[k], mean / np.linalg.norm(mean),
+                                   atol=1e-6)
+    random = DeepMetricLearner(
+        n_epochs=0, n_warmup_epochs=0, validation_fraction=0, device="cpu",
+        random_state=0,
+    ).fit(X, y_masked)
+    assert np.abs(random.proxies_ - est.proxies_).max() > 0.1
+
+
+def test_proxy_lr_moves_the_proxies_alone(digits):
+    """With a network learning rate of ~0 and a proxy learning rate of
+    1e-2, training moves the proxies and leaves the network as it was."""
+    X, _, y_masked = digits
+    params = dict(n_epochs=1, n_warmup_epochs=1, validation_fraction=0, lr=1e-12,
+                  weight_decay=0.0, proxy_init="class_means", device="cpu",
+                  random_state=0)
+    still = DeepMetricLearner(**params).fit(X, y_masked)
+    moved = DeepMetricLearner(**params, proxy_lr=1e-2).fit(X, y_masked)
+    np.testing.assert_allclose(moved.transform(X), still.transform(X), atol=1e-6)
+    assert np.abs(moved.proxies_ - still.proxies_).max() > 1e-2
+    assert np.abs(still.proxies_ - moved.proxies_).max() < 1
+
+
+def _similarity_drift(est, X):
+    """Mean absolute change of the cosine similarities from the input's."""
+    Z = est.transform(X).astype(np.float64)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    return np.abs(Z @ Z.T - Xn @ Xn.T).mean()
+
+
+def test_distillation_keeps_the_cosine_similarities(digits):
+    """The distillation term is the mean squared change of the batch's
+    cosine similarities: it is exactly that on a batch, and a large
+    weight keeps the trained similarities much closer to the untrained
+    ones than no distillation does."""
+    X, _, y_masked = digits
+    est = DeepMetricLearner(distillation=2.0, device="cpu")
+    est.classes_ = np.arange(4)
+    est._initial = torch.nn.functional.normalize(torch.randn(6, 5), dim=1)
+    z = torch.randn(3, 5)
+    rows = np.array([4, 0, 2])
+    zn, z0 = torch.nn.functional.normalize(z, dim=1), est._initial[rows]
+    expected = 2.0 / 4 * sum(
+        float(((zn[i] @ zn.T - z0[i] @ z0.T) ** 2).mean()) for i in range(3)
+    )
+    assert float(est._distillation_loss(z, rows)) == pytest.approx(expected, rel=1e-5)
+
+    params = dict(n_epochs=3, n_warmup_epochs=1, lr=1e-2, validation_fraction=0,
+                  device="cpu", random_state=0)
+    free = DeepMetricLearner(**params).fit(X, y_masked)
+    anchored = DeepMetricLearner(**params, distillation=100.0).fit(X, y_masked)
+    assert _similarity_drift(anchored, X) < 0.5 * _similarity_drift(free, X)
+    assert _similarity_drift(anchored, X) > 0  # it still trains
