@@ -28,8 +28,8 @@ pretrained network's pooled 1280-d features.
 Methods, all ``DeepMetricLearner`` at its defaults unless said:
 
 (a) input features: no training;
-(b) labeled only: ``n_epochs=0`` (only the warm-up epochs on the labeled
-    rows), with ``MixedLabelPropagation()``;
+(b) labeled only: as many epochs as the others, on the labeled rows alone
+    (``n_warmup_epochs=n_epochs``, ``n_epochs=0``);
 (c) plain-LP pseudolabels: ``estimator=MixedLabelPropagation()``;
 (d) HardNegativeLP pseudolabels: ``estimator=HardNegativeLP()``;
 (e) HardNegativeLP, no validation_data: (d) without the validation
@@ -192,9 +192,13 @@ def run_seed(name, X_raw, y, seed, args, log):
     params = learner_params(name, args, seed)
     val = (d["X_val"], d["y_val"])
     learners = {
-        # n_epochs=0: only the warm-up epochs on the labeled rows.
+        # The same number of epochs, on the labeled rows alone (as warm-up
+        # epochs, with no pseudolabel epoch).
         "labeled only": DeepMetricLearner(
-            MixedLabelPropagation(), **{**params, "n_epochs": 0}, validation_data=val
+            MixedLabelPropagation(),
+            **{**params, "n_epochs": 0,
+               "n_warmup_epochs": params.get("n_epochs", DeepMetricLearner().n_epochs)},
+            validation_data=val,
         ),
         "plain-LP pseudolabels": DeepMetricLearner(
             MixedLabelPropagation(), **params, validation_data=val

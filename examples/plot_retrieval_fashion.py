@@ -94,8 +94,8 @@ print("test classes: ", ", ".join(names[np.unique(y_test)]))
 # runs with its defaults: the network is a
 # :class:`~sklearn_mixedlp.nets.ProjectionHead` that starts as the identity
 # on the 64 PCA components (so the untrained embedding *is* the PCA
-# geometry), it warms up for 5 epochs on the 30 labeled rows, then trains on
-# the pseudolabels of all training rows.
+# geometry), and every epoch trains it on the pseudolabels of all training
+# rows (no warm-up on the labeled rows alone by default).
 #
 # We give it no validation set, so it holds out 20 % of the labeled classes
 # (here one class: its 5 labeled rows) and keeps a trained epoch only if
@@ -123,9 +123,8 @@ print(
 # Training history
 # ----------------
 # ``history_`` holds one record for the untrained network (epoch 0) and one
-# per epoch. Left: the proxy loss (on the labeled rows during warm-up, on
-# all rows with their pseudolabels afterwards, so the two phases are not on
-# the same scale). Right: the selection score, MAP@R of the held-out
+# per epoch. Left: the proxy loss on all training rows with their
+# pseudolabels. Right: the selection score, MAP@R of the held-out
 # class's labeled rows among all labeled rows, with the family-wise lower
 # bound of its gain over epoch 0; the kept epoch is marked.
 
@@ -137,9 +136,8 @@ score = np.array([h["valid_score"] for h in history], dtype=float)
 lower = np.array([h["valid_gain_lower"] for h in history], dtype=float)
 
 fig, (ax_loss, ax_valid) = plt.subplots(1, 2, figsize=(10, 3.8))
-for name, color in (("warmup", "C1"), ("train", "C0")):
-    ax_loss.plot(epochs[phase == name], loss[phase == name], "o-", color=color,
-                 label="warm-up" if name == "warmup" else "pseudolabels")
+train = phase == "train"
+ax_loss.plot(epochs[train], loss[train], "o-", color="C0", label="pseudolabels")
 ax_loss.set_xlabel("epoch")
 ax_loss.set_yscale("log")
 ax_loss.set_ylabel("mean batch loss (log scale)")

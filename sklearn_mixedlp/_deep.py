@@ -3,7 +3,8 @@
 The loop of Zhuang & Moulin (CVPR 2023, Sec. 3.3)::
 
     initial state: the untrained network (a candidate of the selection)
-    warm-up: n_warmup_epochs on the labeled rows (true labels, weight 1)
+    warm-up (optional, none by default): n_warmup_epochs on the labeled
+      rows (true labels, weight 1)
     each epoch: embed all rows -> fit the LP estimator on the embeddings
       -> pseudolabels yhat_i and confidences omega_i
       -> one epoch of the confidence-weighted proxy loss (eqs. 26-29)
@@ -135,7 +136,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
 
     Trains a network ``g_phi`` mapping features (or images) to
     L2-normalised embeddings. After ``n_warmup_epochs`` epochs on the
-    labeled rows only, every one of ``n_epochs`` epochs (i) embeds all rows,
+    labeled rows only (none by default), every one of ``n_epochs`` epochs (i) embeds all rows,
     (ii) fits a clone of ``estimator`` (label propagation) on the embeddings
     and ``y``, and (iii) trains the network one epoch with the
     confidence-weighted proxy loss
@@ -189,8 +190,16 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         geometry), the pooled feature dimension for a backbone.
     n_epochs : int, default=20
         Number of pseudolabel epochs.
-    n_warmup_epochs : int, default=5
-        Number of warm-up epochs on the labeled rows only.
+    n_warmup_epochs : int, default=0
+        Number of warm-up epochs on the labeled rows only, before the
+        pseudolabel epochs. None by default: the first pseudolabels come
+        from the untrained embeddings, which need no warm-up, and with a
+        few labels per class a warm-up epoch is a few steps on a few rows
+        that fit the network to them. Fine-tuning a pretrained
+        EfficientNet-Lite0 on Fashion-MNIST and digits images, five
+        warm-up epochs cost 3 to 8 points of Recall@1 on unseen classes
+        before the pseudolabel epochs started; on feature vectors they
+        made no difference.
     batch_size : int, default=32
         Training mini-batch size.
     lr : float or None, default=None
@@ -339,7 +348,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         module_kwargs=None,
         embedding_dim=None,
         n_epochs=20,
-        n_warmup_epochs=5,
+        n_warmup_epochs=0,
         batch_size=32,
         lr=None,
         weight_decay=1e-4,
