@@ -182,23 +182,28 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
     ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless ``use_q``), the
     disagreement clipped at 0; the dot products in float64."""
     n_p = Pn.shape[1]
-    n_q = Qn.shape[1]
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             s = 0.0
             for c in range(n_p):
                 s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
-            e = 1.0 - s
-            if use_q:
-                s = 0.0
-                for c in range(n_q):
-                    s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
-                e += view_weight * (1.0 - s)
-            if e < 0.0:
-                e = 0.0
-            share = -np.expm1(-e / temperature)
+            share = _agreement_share(1.0 - s, Qn, i, j, use_q, view_weight, temperature)
             out[p] = w[p] * share if weighted else share
+
+
+@jit
+def _agreement_share(d, Qn, i, j, use_q, view_weight, temperature):
+    """``1 - exp(-max(d + view_weight q, 0) / temperature)`` with ``q = 1 -
+    <Qn_i, Qn_j>`` in float64 (``q = 0`` unless ``use_q``)."""
+    if use_q:
+        s = 0.0
+        for c in range(Qn.shape[1]):
+            s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
+        d += view_weight * (1.0 - s)
+    if d < 0.0:
+        d = 0.0
+    return -np.expm1(-d / temperature)
 
 
 @jit
@@ -246,19 +251,11 @@ def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, unifor
     """:func:`agreement_values` with the unit rows ``Pn`` of the class
     distributions read from the propagated scores ``G`` (see
     :func:`distribution_dot`): no ``n x C`` block of unit rows."""
-    n_q = Qn.shape[1]
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            e = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
-            if use_q:
-                s = 0.0
-                for c in range(n_q):
-                    s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
-                e += view_weight * (1.0 - s)
-            if e < 0.0:
-                e = 0.0
-            share = -np.expm1(-e / temperature)
+            d = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
+            share = _agreement_share(d, Qn, i, j, use_q, view_weight, temperature)
             out[p] = w[p] * share if weighted else share
 
 
