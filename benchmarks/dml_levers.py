@@ -218,6 +218,56 @@ def summarise(path, rst=None):
             f.write(text)
 
 
+def _kept_state(trace, metric, bonferroni):
+    """The state a selection on the per-query validation ``metric`` keeps:
+    the largest mean gain over the untrained state among the epochs whose
+    one-sided 97.5 % Student lower bound is above zero (Bonferroni over
+    the epochs when asked), else the untrained state."""
+    ref = np.asarray(trace[0][metric])
+    kept, best = 0, 0.0
+    for epoch in range(1, len(trace)):
+        diff = np.asarray(trace[epoch][metric]) - ref
+        gain, lower = _deep._gain_lower_bound(diff, len(trace) - 1 if bonferroni else 1)
+        if lower > 0 and gain > best:
+            kept, best = epoch, gain
+    return kept
+
+
+def simulate_selection(path, rst=None):
+    """Replay selection rules on traced runs (``--trace``): test R@1 and
+    MAP@R of the state each rule keeps, minus the untrained state's."""
+    rows = [json.loads(line) for line in open(path)]
+    rows = [r for r in rows if r.get("trace")]
+    rules = {
+        "last epoch": lambda tr: len(tr) - 1,
+        "P@8, Bonferroni (the learner's)": lambda tr: _kept_state(tr, "val_p8", True),
+        "P@8, no correction": lambda tr: _kept_state(tr, "val_p8", False),
+        "MAP@R, Bonferroni": lambda tr: _kept_state(tr, "val_mapr", True),
+        "best test R@1 (oracle)": lambda tr: int(np.argmax([s["R@1"] for s in tr])),
+    }
+    header = ["set", "configuration", "rule", "ΔR@1 mean [worst]", "ΔMAP@R mean [worst]",
+              "kept"]
+    table = []
+    for (name, config) in dict.fromkeys((r["dataset"], r["config"]) for r in rows):
+        group = [r for r in rows if r["dataset"] == name and r["config"] == config]
+        for rule, pick in rules.items():
+            kept = [pick(r["trace"]) for r in group]
+            d1 = [100 * (r["trace"][k]["R@1"] - r["trace"][0]["R@1"]) for r, k in zip(group, kept)]
+            dm = [100 * (r["trace"][k]["MAP@R"] - r["trace"][0]["MAP@R"])
+                  for r, k in zip(group, kept)]
+            table.append([name, config, rule, f"{np.mean(d1):+.2f} [{min(d1):+.2f}]",
+                          f"{np.mean(dm):+.2f} [{min(dm):+.2f}]",
+                          "/".join(map(str, kept))])
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    sep = "  ".join("=" * w for w in widths)
+    fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    text = "\n".join([sep, fmt(header), sep, *map(fmt, table), sep, ""])
+    print(text)
+    if rst:
+        with open(rst, "w") as f:
+            f.write(text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=["letter", "penbased"])
@@ -234,9 +284,13 @@ def main(argv=None):
                    help="record test scores and per-query validation scores of "
                    "every state (research)")
     p.add_argument("--summarise", default=None, help="a JSON-lines file to summarise")
+    p.add_argument("--selection", action="store_true",
+                   help="with --summarise on a traced file: replay selection rules")
     p.add_argument("--rst", default=None, help="write the summary tables here")
     args = p.parse_args(argv)
-    if args.summarise:
+    if args.summarise and args.selection:
+        simulate_selection(args.summarise, args.rst)
+    elif args.summarise:
         summarise(args.summarise, args.rst)
     else:
         run(args)
