@@ -14,7 +14,13 @@ recall@k against exact search on 1,000 sampled rows
   the flat one;
 - ``ivf-sq8``: 8-bit scalar-quantised lists (a quarter of the bytes);
 - ``big-batch``: the ``ivf`` index searched list by list with matrix
-  products (``faiss.contrib.big_batch_search``).
+  products (``faiss.contrib.big_batch_search``);
+- ``lists``: the ``ivf`` index searched list by list by the estimators'
+  compiled kernels (``sklearn_mixedlp._graph._ivf_search``: a matrix
+  product per list and bucket of queries, per-query heaps in numba).
+
+The default variants include ``ivf:2:20`` and ``lists:2:20``: the same
+index searched both ways, in the same run.
 
 Run::
 
@@ -41,6 +47,7 @@ DEFAULT_VARIANTS = (
     "ivf-hnsw:2:20",
     "ivf-sq8:2:20",
     "big-batch:2:20",
+    "lists:2:20",
 )
 
 
@@ -76,6 +83,16 @@ def build(faiss, V, kind, lists_per_sqrt_n, nprobe, seed):
 
 def search(faiss, index, V, k, kind):
     n = V.shape[0]
+    if kind == "lists":
+        from sklearn_mixedlp import _kernels
+        from sklearn_mixedlp._graph import _ivf_search, _n_threads, _probe_lists
+
+        kernels = _kernels.get()
+        if kernels is None:
+            raise SystemExit("the 'lists' variant needs numba")
+        probes = _probe_lists(index, V)
+        _, idx = _ivf_search(faiss, index, V, probes, k, True, _n_threads(None), kernels)
+        return idx
     if kind == "big-batch":
         from faiss.contrib.big_batch_search import big_batch_search
 

@@ -14,6 +14,7 @@ Similarities are inner products of L2-normalised rows (cosine similarity).
 import contextlib
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,6 +26,7 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
+from . import _kernels
 from ._utils import (
     available_cores,
     check_cuda_device,
@@ -63,6 +65,12 @@ FAISS_IVF_KMEANS_ITER = 10
 # Query rows per faiss search call of the IVF index (a gathered copy of
 # this many rows at a time).
 _FAISS_QUERY_CHUNK = 2**16
+# The list-by-list search of an IVF index (numba): the queries are split
+# into this many contiguous groups, one thread per group at a time, and
+# each matrix product of a list with its bucket of queries holds at most
+# _IVF_BLOCK_ENTRIES similarities (4 MiB of float32, in cache).
+_IVF_QUERY_GROUPS = 8
+_IVF_BLOCK_ENTRIES = 2**20
 # Extra NNDescent arguments. pynndescent's defaults (n_trees and n_iters
 # growing with N) are kept: on the same data (k = 50, 2 shared cores) they
 # give recall@50 0.968 at 100k rows (25 s CPU, about 30 s wall) and 0.962 at
@@ -186,7 +194,10 @@ class NeighborIndex:
         ``'exact'``: blocked brute force with numpy (dense or sparse rows).
         ``'torch'``: blocked brute force with torch on ``device`` (float32,
         dense rows). ``'faiss'``: ``IndexFlatIP`` up to
-        ``exact_max_samples`` rows, an approximate ``IndexIVFFlat`` above.
+        ``exact_max_samples`` rows, an approximate ``IndexIVFFlat`` above
+        (searched list by list with matrix products and compiled per-query
+        heaps when numba is installed, by faiss otherwise: the same
+        neighbours).
         ``'pynndescent'``: approximate NN-descent graph of the training
         rows; new rows are searched exactly.
     exact_max_samples : int, default=50_000
@@ -260,14 +271,16 @@ class NeighborIndex:
         _require_dense(V, "faiss")
         V32 = np.ascontiguousarray(V, dtype=np.float32)
         n, d = V32.shape
-        self._cells = None
+        self._probes = None
         with _faiss_threads(faiss, self.n_jobs):
             if n <= self.exact_max_samples:
                 index = faiss.IndexFlatIP(d)
                 index.add(V32)
             else:
                 index = _train_ivf(faiss, V32, check_random_state(self.random_state))
-                self._cells = _add_by_list(faiss, index, V32)
+                # the lists each training row probes serve its own search
+                self._probes = _probe_lists(index, V32)
+                _add_by_list(faiss, index, V32, self._probes[:, 0])
         self._faiss = index
 
     # -- queries ---------------------------------------------------------
@@ -340,23 +353,35 @@ class NeighborIndex:
         """faiss search in chunks of query rows; with ``exclude_self`` the
         queries are the training rows and each chunk drops its self
         entries before the next one is searched (no ``k + 1`` copy of the
-        whole result)."""
+        whole result). An inverted-file index is searched list by list
+        with the compiled kernels when numba is installed
+        (:func:`_ivf_search`), query by query by faiss otherwise."""
         faiss = import_optional("faiss", "knn_backend='faiss'")
         Q32 = np.ascontiguousarray(Q, dtype=np.float32)
         n_queries = Q32.shape[0]
-        sim = np.empty((n_queries, k))
-        idx = np.empty((n_queries, k), dtype=np.int64)
-        n_search = k + 1 if exclude_self else k
+        ivf = isinstance(self._faiss, faiss.IndexIVF)
         with _faiss_threads(faiss, self.n_jobs):
-            if isinstance(self._faiss, faiss.IndexIVF):
+            probes = self._probes if exclude_self else None
+            self._probes = None  # the training rows' lists serve once
+            if ivf and probes is None:
+                probes = _probe_lists(self._faiss, Q32)
+            kernels = None
+            if ivf:  # the size of the scan: candidates x dimensions
+                per_list = self._faiss.ntotal / self._faiss.nlist
+                kernels = _kernels.get(int(probes.size * per_list) * Q32.shape[1])
+            if kernels is not None:
+                return _ivf_search(
+                    faiss, self._faiss, Q32, probes, k, exclude_self,
+                    _n_threads(self.n_jobs), kernels,
+                )
+            sim = np.empty((n_queries, k))
+            idx = np.empty((n_queries, k), dtype=np.int64)
+            n_search = k + 1 if exclude_self else k
+            if ivf:
                 # Queries in the order of their nearest inverted list:
                 # successive queries probe mostly the same lists, which stay
                 # in cache (measured 1.7x faster than random order at 1M).
-                cell = self._cells if exclude_self else None
-                if cell is None:
-                    _, cell = self._faiss.quantizer.search(Q32, 1)
-                order = np.argsort(cell.ravel(), kind="stable")
-                self._cells = None  # the training rows' lists serve once
+                order = np.argsort(probes[:, 0], kind="stable")
             else:
                 order = np.arange(n_queries)
             bar = progress_bar(n_queries, "neighbours (faiss)")
@@ -484,16 +509,25 @@ def _train_ivf(faiss, V32, rng):
     return index
 
 
-def _add_by_list(faiss, index, V32):
+def _probe_lists(index, Q32):
+    """The ``index.nprobe`` inverted lists that each row of ``Q32`` probes,
+    nearest first (int32, searched in chunks of rows)."""
+    lists = np.empty((Q32.shape[0], index.nprobe), dtype=np.int32)
+    for start in range(0, Q32.shape[0], _FAISS_QUERY_CHUNK):
+        stop = start + _FAISS_QUERY_CHUNK
+        lists[start:stop] = index.quantizer.search(Q32[start:stop], index.nprobe)[1]
+    return lists
+
+
+def _add_by_list(faiss, index, V32, cell):
     """Add the rows ``V32`` to the trained IVF ``index`` one inverted list
-    at a time, each list in one piece; returns the list of each row.
+    at a time, each list in one piece (``cell``: the list of each row).
 
     ``index.add`` appends the rows of a list one by one, and the list's
     storage grows by doubling: measured 1.3x the bytes of the vectors at 1M
     rows. Added whole, each list takes what it holds."""
-    _, cell = index.quantizer.search(V32, 1)
-    order = np.argsort(cell.ravel(), kind="stable")
-    bounds = np.searchsorted(cell.ravel()[order], np.arange(index.nlist + 1))
+    order = np.argsort(cell, kind="stable")
+    bounds = np.searchsorted(cell[order], np.arange(index.nlist + 1))
     lists = index.invlists
     for list_no in np.flatnonzero(np.diff(bounds)):
         ids = np.ascontiguousarray(order[bounds[list_no] : bounds[list_no + 1]], dtype=np.int64)
@@ -502,7 +536,94 @@ def _add_by_list(faiss, index, V32):
             int(list_no), ids.size, faiss.swig_ptr(ids), faiss.swig_ptr(codes.view(np.uint8))
         )
     index.ntotal = V32.shape[0]
-    return cell
+
+
+def _ivf_lists(faiss, index):
+    """``(rows, ids)`` of every inverted list of an ``IndexIVFFlat``: views
+    of the index's own storage (None for an empty list)."""
+    invlists, d = index.invlists, index.d
+    out = []
+    for list_no in range(index.nlist):
+        size = invlists.list_size(list_no)
+        if size == 0:
+            out.append(None)
+            continue
+        codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * d * 4)
+        ids = faiss.rev_swig_ptr(invlists.get_ids(list_no), size)
+        out.append((codes.view(np.float32).reshape(size, d), ids))
+    return out
+
+
+def _ivf_search(faiss, index, Q32, probes, k, exclude_self, n_threads, kernels):
+    """Top-``k`` inner products of the rows of ``Q32`` among the rows of
+    the inverted lists ``probes`` names, list by list.
+
+    faiss scans the probed lists query by query, reading every candidate
+    row once per query. Here the queries are bucketed by the lists they
+    probe, and each list meets its bucket of queries in one matrix
+    product (BLAS), whose similarities are offered to per-query heaps by a
+    compiled kernel: each candidate row is read once per block of
+    queries. Measured on 1M rows of the sphere mixture (64 dimensions,
+    2000 lists, 20 probes, 2 cores): 15 s against faiss's 62 s at k = 10,
+    the same neighbours.
+
+    The queries are split into :data:`_IVF_QUERY_GROUPS` contiguous groups
+    (independent of the thread count), each group's buckets searched in
+    list order by one thread; a query's heap keeps the top ``k`` of every
+    candidate offered under the order (larger similarity, smaller index),
+    whatever the order of the offers, so the result does not depend on
+    the number of threads. A query probing fewer than ``k`` candidates
+    (tiny lists) is searched exactly against every row.
+    """
+    from threadpoolctl import threadpool_limits
+
+    n_queries = Q32.shape[0]
+    nlist = index.nlist
+    lists = _ivf_lists(faiss, index)
+    n_groups = min(_IVF_QUERY_GROUPS, n_queries)
+    rows = np.empty(probes.size, dtype=np.int32 if n_queries < 2**31 else np.int64)
+    ptr = kernels.bucket_rows(probes, nlist, n_groups, rows)
+    sims = np.full((n_queries, k), -np.inf, dtype=np.float32)
+    nbrs = np.full((n_queries, k), -1, dtype=np.int64)
+    group_start = -(-np.arange(n_groups + 1) * n_queries // n_groups)
+    bar = progress_bar(n_queries, "neighbours (inverted lists)")
+
+    def search_group(g):
+        for list_no in range(nlist):
+            lo, hi = ptr[g * nlist + list_no], ptr[g * nlist + list_no + 1]
+            if lo == hi or lists[list_no] is None:
+                continue
+            codes, ids = lists[list_no]
+            step = max(1, _IVF_BLOCK_ENTRIES // codes.shape[0])
+            for start in range(lo, hi, step):
+                queries = rows[start : min(hi, start + step)]
+                D = Q32[queries] @ codes.T
+                kernels.heap_offer(D, queries, ids, sims, nbrs, exclude_self)
+        kernels.heap_sort_rows(sims, nbrs, group_start[g], group_start[g + 1])
+        bar.update(group_start[g + 1] - group_start[g])
+
+    def offer_lists(queries, group_lists):
+        for list_no in group_lists:
+            if lists[list_no] is None:
+                continue
+            codes, ids = lists[list_no]
+            D = Q32[queries] @ codes.T
+            kernels.heap_offer(D, queries, ids, sims, nbrs, exclude_self)
+
+    with threadpool_limits(1, user_api="blas"):
+        if n_groups > 1 and n_threads > 1:
+            with ThreadPoolExecutor(min(n_threads, n_groups)) as pool:
+                list(pool.map(search_group, range(n_groups)))
+        else:
+            for g in range(n_groups):
+                search_group(g)
+        # a query that met fewer than k candidates: every list, exactly
+        for q in np.flatnonzero(nbrs[:, -1] < 0):
+            sims[q], nbrs[q] = -np.inf, -1
+            offer_lists(np.array([q]), range(nlist))
+            kernels.heap_sort_rows(sims, nbrs, q, q + 1)
+    bar.close()
+    return sims.astype(np.float64), nbrs
 
 
 def neighbor_recall(V, idx, k=None, *, n_queries=1000, random_state=None):

@@ -335,3 +335,101 @@ def gather_rows_in_place(G, source, done):
                 break
             G[r] = G[src]
             r = src
+
+
+# -- inverted-file neighbour search -----------------------------------------
+# Each query row keeps its best ``k`` candidates in a binary min-heap (row
+# ``q`` of ``sims`` / ``nbrs``): the root is the worst kept candidate under
+# the order "larger similarity first, then smaller index", so the kept set is
+# the top ``k`` of every candidate offered, whatever the order of the offers.
+
+
+@jit
+def _worse(s1, i1, s2, i2):
+    """Whether candidate ``(s1, i1)`` ranks below ``(s2, i2)``."""
+    return s1 < s2 or (s1 == s2 and i1 > i2)
+
+
+@jit
+def heap_offer(D, queries, ids, sims, nbrs, exclude_self):
+    """Offer the block of similarities ``D`` (``D[r, j]`` between query
+    ``queries[r]`` and candidate ``ids[j]``) to the queries' heaps; with
+    ``exclude_self`` a query never keeps its own index."""
+    k = sims.shape[1]
+    for r in range(D.shape[0]):
+        q = queries[r]
+        root_s, root_i = sims[q, 0], nbrs[q, 0]
+        for j in range(D.shape[1]):
+            s = D[r, j]
+            if s < root_s:
+                continue
+            c = ids[j]
+            if not _worse(root_s, root_i, s, c) or (exclude_self and c == q):
+                continue
+            # replace the root and sift the new candidate down
+            pos = 0
+            while True:
+                child = 2 * pos + 1
+                if child >= k:
+                    break
+                if child + 1 < k and _worse(
+                    sims[q, child + 1], nbrs[q, child + 1], sims[q, child], nbrs[q, child]
+                ):
+                    child += 1
+                if not _worse(sims[q, child], nbrs[q, child], s, c):
+                    break
+                sims[q, pos], nbrs[q, pos] = sims[q, child], nbrs[q, child]
+                pos = child
+            sims[q, pos], nbrs[q, pos] = s, c
+            root_s, root_i = sims[q, 0], nbrs[q, 0]
+
+
+@jit
+def heap_sort_rows(sims, nbrs, start, stop):
+    """Sort heap rows ``start .. stop - 1`` in place, best candidate first
+    (larger similarity, then smaller index)."""
+    k = sims.shape[1]
+    for q in range(start, stop):
+        for end in range(k - 1, 0, -1):
+            # move the worst kept candidate (the root) behind the heap
+            s, c = sims[q, end], nbrs[q, end]
+            sims[q, end], nbrs[q, end] = sims[q, 0], nbrs[q, 0]
+            pos = 0
+            while True:
+                child = 2 * pos + 1
+                if child >= end:
+                    break
+                if child + 1 < end and _worse(
+                    sims[q, child + 1], nbrs[q, child + 1], sims[q, child], nbrs[q, child]
+                ):
+                    child += 1
+                if not _worse(sims[q, child], nbrs[q, child], s, c):
+                    break
+                sims[q, pos], nbrs[q, pos] = sims[q, child], nbrs[q, child]
+                pos = child
+            sims[q, pos], nbrs[q, pos] = s, c
+
+
+@jit
+def bucket_rows(lists, n_lists, n_groups, rows):
+    """Group the rows of ``lists`` (n x p list numbers) by (row group, list),
+    rows in increasing order within each bucket (a counting sort). Row
+    ``i`` belongs to group ``i * n_groups // n``; bucket ``g * n_lists +
+    l`` ends up in ``rows[ptr[b]:ptr[b + 1]]``. Returns ``ptr``."""
+    n, p = lists.shape
+    n_buckets = n_groups * n_lists
+    ptr = np.zeros(n_buckets + 1, dtype=np.int64)
+    for i in range(n):
+        offset = (i * n_groups // n) * n_lists + 1
+        for a in range(p):
+            ptr[offset + lists[i, a]] += 1
+    for b in range(n_buckets):
+        ptr[b + 1] += ptr[b]
+    fill = ptr[:-1].copy()
+    for i in range(n):
+        offset = (i * n_groups // n) * n_lists
+        for a in range(p):
+            b = offset + lists[i, a]
+            rows[fill[b]] = i
+            fill[b] += 1
+    return ptr

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from sklearn_mixedlp._graph import (
     NeighborIndex,
+    _drop_self,
     drop_diagonal,
     knn_affinity,
     l2_normalize,
@@ -18,6 +19,7 @@ from .conftest import (
     has_cuda,
     requires_cuda,
     requires_faiss,
+    requires_numba,
     requires_pynndescent,
     requires_torch,
 )
@@ -353,13 +355,119 @@ def test_ivf_lists_added_whole_equal_faiss_add(sphere_data):
     plain = _train_ivf(faiss, V32, np.random.RandomState(0))
     whole = _train_ivf(faiss, V32, np.random.RandomState(0))
     plain.add(V32)
-    cell = _add_by_list(faiss, whole, V32)
+    cell = whole.quantizer.search(V32, 1)[1].ravel()
+    _add_by_list(faiss, whole, V32, cell)
     assert whole.ntotal == plain.ntotal == len(V32)
     sizes = [plain.invlists.list_size(i) for i in range(plain.nlist)]
     assert [whole.invlists.list_size(i) for i in range(whole.nlist)] == sizes
     np.testing.assert_array_equal(np.bincount(cell.ravel(), minlength=plain.nlist), sizes)
     for a, b in zip(plain.search(V32[:200], 7), whole.search(V32[:200], 7)):
         np.testing.assert_array_equal(a, b)
+
+
+def _ivf_index(V32, nprobe=None):
+    import faiss
+
+    from sklearn_mixedlp._graph import _add_by_list, _train_ivf
+
+    index = _train_ivf(faiss, V32, np.random.RandomState(0))
+    if nprobe is not None:
+        index.nprobe = nprobe
+    _add_by_list(faiss, index, V32, index.quantizer.search(V32, 1)[1].ravel())
+    return index
+
+
+def _list_search(index, Q32, k, exclude_self, n_threads=2):
+    import faiss
+
+    from sklearn_mixedlp import _kernels
+    from sklearn_mixedlp._graph import _ivf_search, _probe_lists
+
+    kernels = _kernels.get()
+    return _ivf_search(
+        faiss, index, Q32, _probe_lists(index, Q32), k, exclude_self, n_threads, kernels
+    )
+
+
+@requires_faiss
+@requires_numba
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_list_by_list_search_equals_faiss_search(sphere_data, exclude_self):
+    """The compiled list-by-list scan of an IVF index returns faiss's
+    answer on the same index and probes: the top k of the probed lists."""
+    V32 = np.ascontiguousarray(sphere_data, dtype=np.float32)
+    index = _ivf_index(V32)
+    k = 12
+    sim, idx = _list_search(index, V32, k, exclude_self)
+    ref_sim, ref_idx = index.search(V32, k + 1)
+    if exclude_self:
+        ref_sim, ref_idx = _drop_self(ref_sim, ref_idx, k)
+    else:
+        ref_sim, ref_idx = ref_sim[:, :k], ref_idx[:, :k]
+    assert sim.dtype == np.float64 and idx.dtype == np.int64
+    np.testing.assert_allclose(sim, ref_sim, atol=1e-5)
+    # the same neighbours, up to rows whose k-th and (k+1)-th candidates
+    # tie within rounding (none on this data)
+    assert np.mean(np.sort(idx, 1) == np.sort(ref_idx, 1)) > 0.999
+    assert np.all(np.diff(sim, axis=1) <= 0)
+    if exclude_self:
+        assert not np.any(idx == np.arange(len(V32))[:, None])
+
+
+@requires_faiss
+@requires_numba
+def test_list_by_list_search_all_lists_is_exact():
+    """Probing every list gives exact search, and the same answer whatever
+    the thread count; queries whose probed lists hold fewer than k rows
+    are searched against every row. Duplicate rows (exact ties, which
+    float32 products may order either way) count as one."""
+    rng = np.random.default_rng(0)
+    base = l2_normalize(rng.normal(size=(700, 8)))[0]
+    V32 = np.ascontiguousarray(np.vstack([base, base[:300]]), dtype=np.float32)
+    V64 = V32.astype(np.float64)
+
+    def same_neighbours(idx, sim, k):
+        ref = brute_force_knn(V64, k)
+        np.testing.assert_allclose(sim, np.take_along_axis(V64 @ V64.T, ref, 1), atol=1e-6)
+        original = lambda i: np.where(i >= 700, i - 700, i)  # noqa: E731
+        np.testing.assert_array_equal(
+            np.sort(original(idx), axis=1), np.sort(original(ref), axis=1)
+        )
+
+    k = 9
+    index = _ivf_index(V32)
+    index.nprobe = index.nlist
+    sim, idx = _list_search(index, V32, k, True, 1)
+    same_neighbours(idx, sim, k)
+    for n_threads in (2, 3):
+        other = _list_search(index, V32, k, True, n_threads)
+        np.testing.assert_array_equal(other[1], idx)
+        np.testing.assert_array_equal(other[0], sim)
+    # one probed list (about 16 rows) for 16 neighbours: short queries
+    index.nprobe = 1
+    sim, idx = _list_search(index, V32, 16, True)
+    own = index.quantizer.search(V32, 1)[1].ravel()
+    short = np.array([index.invlists.list_size(int(c)) for c in own]) <= 16
+    assert short.any() and not short.all()
+    assert np.all(idx >= 0) and np.all(np.isfinite(sim))
+    ref = brute_force_knn(V64, 16)
+    np.testing.assert_allclose(
+        sim[short], np.take_along_axis(V64 @ V64.T, ref, 1)[short], atol=1e-6
+    )
+
+
+@requires_faiss
+@requires_numba
+def test_faiss_backend_uses_the_list_search_and_matches_without_numba(sphere_data, monkeypatch):
+    """The estimators' faiss backend on an IVF index gives the same
+    neighbours with the compiled kernels as with faiss's own search."""
+    index = NeighborIndex("faiss", exact_max_samples=500, random_state=0).fit(sphere_data, 10)
+    sim, idx = index.self_kneighbors(sphere_data, 10)
+    monkeypatch.setenv("SKLEARN_MIXEDLP_NUMBA", "0")
+    plain = NeighborIndex("faiss", exact_max_samples=500, random_state=0).fit(sphere_data, 10)
+    ref_sim, ref_idx = plain.self_kneighbors(sphere_data, 10)
+    np.testing.assert_allclose(sim, ref_sim, atol=1e-5)
+    assert np.mean(idx == ref_idx) > 0.999
 
 
 def test_neighbor_recall_exact_and_corrupted(sphere_data):
