@@ -433,3 +433,93 @@ def bucket_rows(lists, n_lists, n_groups, rows):
             rows[fill[b]] = i
             fill[b] += 1
     return ptr
+
+
+# -- sparse graph assembly ---------------------------------------------------
+
+
+@jit
+def transpose_into(indptr, indices, data, t_indptr, t_indices, t_data):
+    """The transpose of a CSR matrix into the CSR arrays ``t_*``
+    (``t_indptr`` given: the column counts, cumulated): a counting sort, so
+    each row of the transpose comes out in increasing column order."""
+    fill = t_indptr[:-1].copy()
+    for i in range(indptr.size - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            q = fill[j]
+            t_indices[q] = i
+            t_data[q] = data[p]
+            fill[j] = q + 1
+
+
+@jit
+def add_transpose_rows(indptr, indices, data, t_indptr, t_indices, t_data,
+                       out_indices, out_data, out_len, start, stop):
+    """Rows ``start .. stop - 1`` of ``A + A^T`` (``A`` in CSR, any column
+    order; ``A^T`` in CSR with sorted rows) with sorted column indices,
+    duplicates summed, the diagonal and zero sums dropped. Row ``i`` is
+    written from ``indptr[i] + t_indptr[i]`` on; ``out_len[i]`` is its
+    length."""
+    for i in range(start, stop):
+        a0, a1 = indptr[i], indptr[i + 1]
+        b, b1 = t_indptr[i], t_indptr[i + 1]
+        order = np.argsort(indices[a0:a1], kind="mergesort")
+        q0 = a0 + b
+        q = q0
+        a = 0
+        while a < a1 - a0 or b < b1:
+            if b >= b1 or (a < a1 - a0 and indices[a0 + order[a]] <= t_indices[b]):
+                j = indices[a0 + order[a]]
+                v = data[a0 + order[a]]
+                a += 1
+            else:
+                j = t_indices[b]
+                v = t_data[b]
+                b += 1
+            if q > q0 and out_indices[q - 1] == j:
+                out_data[q - 1] += v
+            else:
+                out_indices[q] = j
+                out_data[q] = v
+                q += 1
+        # drop the diagonal and the zero sums
+        kept = q0
+        for p in range(q0, q):
+            if out_indices[p] != i and out_data[p] != 0:
+                out_indices[kept] = out_indices[p]
+                out_data[kept] = out_data[p]
+                kept += 1
+        out_len[i] = kept - q0
+
+
+@jit
+def compact_rows(src_start, lengths, indices, data, out_indptr, out_indices, out_data,
+                 start, stop):
+    """Copy rows ``start .. stop - 1`` (row ``i``: ``lengths[i]`` entries
+    from ``src_start[i]``) to their places ``out_indptr[i]`` in the
+    compacted arrays."""
+    for i in range(start, stop):
+        s, o = src_start[i], out_indptr[i]
+        for p in range(lengths[i]):
+            out_indices[o + p] = indices[s + p]
+            out_data[o + p] = data[s + p]
+
+
+@jit
+def permuted_rows(indptr, indices, data, perm, inverse, out_indptr, out_indices,
+                  out_data, start, stop):
+    """Rows ``start .. stop - 1`` of ``M[perm][:, perm]``: row ``r`` is row
+    ``perm[r]`` of ``M`` with its columns renumbered by ``inverse`` (the
+    inverse permutation) and sorted."""
+    for r in range(start, stop):
+        i = perm[r]
+        lo, hi = indptr[i], indptr[i + 1]
+        cols = np.empty(hi - lo, dtype=out_indices.dtype)
+        for p in range(lo, hi):
+            cols[p - lo] = inverse[indices[p]]
+        order = np.argsort(cols, kind="mergesort")
+        o = out_indptr[r]
+        for p in range(hi - lo):
+            out_indices[o + p] = cols[order[p]]
+            out_data[o + p] = data[lo + order[p]]

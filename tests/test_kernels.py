@@ -301,3 +301,64 @@ def test_fit_with_compiled_kernels_equals_numpy(kernels, monkeypatch, mining):
     )
     np.testing.assert_allclose(fast.label_distributions_, ref.label_distributions_, atol=1e-6)
     assert (fast.transduction_ == ref.transduction_).mean() > 0.999
+
+
+def directed_knn_affinities(n=700, k=9, seed=12):
+    """Directed kNN-like affinities: unsorted columns, self loops, mutual
+    pairs whose sum must merge, zero weights and empty rows."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n, k))
+    idx[:50, 0] = np.arange(50)  # self loops
+    idx[50:100, 1] = idx[50:100, 0]  # a duplicated column in one row
+    data = rng.random((n, k))
+    data[::11, 2] = 0.0
+    data[[3, 400]] = 0.0  # rows whose entries are all zero
+    indptr = np.arange(0, n * k + 1, k)
+    A = sp.csr_matrix((data.ravel(), idx.ravel(), indptr), shape=(n, n))
+    # mutual pairs: some edges also stored backwards
+    return A + sp.csr_matrix(
+        (rng.random(200), (idx[:200, 3], np.arange(200))), shape=(n, n)
+    )
+
+
+def test_symmetrize_compiled_equals_scipy(kernels, monkeypatch):
+    """``A + A^T`` assembled by the compiled kernels (counting-sort
+    transpose, per-row merge, in-place compaction) is scipy's: same
+    pattern, sorted rows, zero diagonal, no stored zeros."""
+    from sklearn_mixedlp._graph import _map_row_chunks, symmetrize
+
+    A = directed_knn_affinities()
+    monkeypatch.setattr(_kernels, "MIN_WORK", 2**62)
+    ref = symmetrize(A)
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    # small row chunks: several threads, rows moved across chunk borders
+    monkeypatch.setattr(
+        "sklearn_mixedlp._graph._map_row_chunks",
+        lambda fn, indptr, entries=64: _map_row_chunks(fn, indptr, entries),
+    )
+    W = symmetrize(A)
+    assert W.has_sorted_indices and W.nnz == ref.nnz
+    np.testing.assert_array_equal(W.indptr, ref.indptr)
+    np.testing.assert_array_equal(W.indices, ref.indices)
+    np.testing.assert_allclose(W.data, ref.data, rtol=1e-15)
+    assert np.all(W.diagonal() == 0) and np.all(W.data != 0)
+    dense = A.toarray() + A.toarray().T
+    np.fill_diagonal(dense, 0)
+    np.testing.assert_allclose(W.toarray(), dense, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_permute_symmetric_compiled_equals_scipy(kernels, monkeypatch, dtype):
+    from sklearn_mixedlp._graph import permute_symmetric
+
+    W = graph_with_empty_rows().astype(dtype)
+    perm = np.random.default_rng(13).permutation(W.shape[0])
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    P = permute_symmetric(W, perm)
+    assert P.has_sorted_indices and P.dtype == dtype
+    assert np.all(np.diff(P.indices[P.indptr[5] : P.indptr[6]]) > 0)
+    np.testing.assert_array_equal(P.toarray(), W.toarray()[perm][:, perm])
+    monkeypatch.setattr(_kernels, "MIN_WORK", 2**62)
+    ref = permute_symmetric(W, perm)
+    np.testing.assert_array_equal(P.indices, ref.indices)
+    np.testing.assert_array_equal(P.data, ref.data)
