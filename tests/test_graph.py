@@ -504,3 +504,21 @@ def test_symmetrize_drops_the_diagonal_and_stored_zeros():
     np.testing.assert_array_equal(
         drop_diagonal((A + A.T).tocsr(), chunk_rows=7).toarray(), dense
     )
+
+
+@requires_faiss
+@requires_numba
+def test_probe_lists_compiled_equal_the_quantizer_search(sphere_data, monkeypatch):
+    """The lists each row probes, by matrix products with the centroids and
+    compiled heaps (in several chunks of rows, on two threads), are the
+    quantizer's."""
+    from sklearn_mixedlp import _graph, _kernels
+
+    monkeypatch.setattr(_graph, "_FAISS_QUERY_CHUNK", 700)
+    monkeypatch.setattr(_graph, "_IVF_BLOCK_ENTRIES", 5000)
+    V32 = np.ascontiguousarray(sphere_data, dtype=np.float32)
+    index = _ivf_index(V32, nprobe=7)
+    probes = _graph._probe_lists(index, V32, _kernels.get(), 2)
+    assert probes.dtype == np.int32 and probes.shape == (len(V32), 7)
+    np.testing.assert_array_equal(probes, index.quantizer.search(V32, 7)[1])
+    np.testing.assert_array_equal(probes, _graph._probe_lists(index, V32))
