@@ -351,6 +351,26 @@ def _worse(s1, i1, s2, i2):
 
 
 @jit
+def _sift_down(sims, nbrs, q, size, s, c):
+    """Put candidate ``(s, c)`` at the root of row ``q``'s heap of ``size``
+    entries (the old root is dropped) and sift it down to its place."""
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and _worse(
+            sims[q, child + 1], nbrs[q, child + 1], sims[q, child], nbrs[q, child]
+        ):
+            child += 1
+        if not _worse(sims[q, child], nbrs[q, child], s, c):
+            break
+        sims[q, pos], nbrs[q, pos] = sims[q, child], nbrs[q, child]
+        pos = child
+    sims[q, pos], nbrs[q, pos] = s, c
+
+
+@jit
 def heap_offer(D, queries, ids, sims, nbrs, exclude_self):
     """Offer the block of similarities ``D`` (``D[r, j]`` between query
     ``queries[r]`` and candidate ``ids[j]``) to the queries' heaps; with
@@ -366,48 +386,21 @@ def heap_offer(D, queries, ids, sims, nbrs, exclude_self):
             c = ids[j]
             if not _worse(root_s, root_i, s, c) or (exclude_self and c == q):
                 continue
-            # replace the root and sift the new candidate down
-            pos = 0
-            while True:
-                child = 2 * pos + 1
-                if child >= k:
-                    break
-                if child + 1 < k and _worse(
-                    sims[q, child + 1], nbrs[q, child + 1], sims[q, child], nbrs[q, child]
-                ):
-                    child += 1
-                if not _worse(sims[q, child], nbrs[q, child], s, c):
-                    break
-                sims[q, pos], nbrs[q, pos] = sims[q, child], nbrs[q, child]
-                pos = child
-            sims[q, pos], nbrs[q, pos] = s, c
+            _sift_down(sims, nbrs, q, k, s, c)
             root_s, root_i = sims[q, 0], nbrs[q, 0]
 
 
 @jit
 def heap_sort_rows(sims, nbrs, start, stop):
     """Sort heap rows ``start .. stop - 1`` in place, best candidate first
-    (larger similarity, then smaller index)."""
+    (larger similarity, then smaller index): the root (the worst kept
+    candidate) moves behind a heap one shorter, repeatedly."""
     k = sims.shape[1]
     for q in range(start, stop):
         for end in range(k - 1, 0, -1):
-            # move the worst kept candidate (the root) behind the heap
             s, c = sims[q, end], nbrs[q, end]
             sims[q, end], nbrs[q, end] = sims[q, 0], nbrs[q, 0]
-            pos = 0
-            while True:
-                child = 2 * pos + 1
-                if child >= end:
-                    break
-                if child + 1 < end and _worse(
-                    sims[q, child + 1], nbrs[q, child + 1], sims[q, child], nbrs[q, child]
-                ):
-                    child += 1
-                if not _worse(sims[q, child], nbrs[q, child], s, c):
-                    break
-                sims[q, pos], nbrs[q, pos] = sims[q, child], nbrs[q, child]
-                pos = child
-            sims[q, pos], nbrs[q, pos] = s, c
+            _sift_down(sims, nbrs, q, end, s, c)
 
 
 @jit
