@@ -600,8 +600,9 @@ def _ivf_search(faiss, index, Q32, probes, k, exclude_self, n_threads, kernels):
     product (BLAS), whose similarities are offered to per-query heaps by a
     compiled kernel: each candidate row is read once per block of
     queries. Measured on 1M rows of the sphere mixture (64 dimensions,
-    2000 lists, 20 probes, 2 cores): 15 s against faiss's 62 s at k = 10,
-    the same neighbours.
+    2000 lists, 20 probes, 2 cores; ``benchmarks/knn_search.py``): 20.6 s
+    against faiss's 56.4 s at k = 10, probes included, the same
+    neighbours.
 
     The queries are split into :data:`_IVF_QUERY_GROUPS` contiguous groups
     (independent of the thread count), each group's buckets searched in
