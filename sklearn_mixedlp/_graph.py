@@ -14,7 +14,6 @@ Similarities are inner products of L2-normalised rows (cosine similarity).
 import contextlib
 import sys
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,6 +34,8 @@ from ._utils import (
     import_optional,
     is_cuda,
     is_installed,
+    map_rows,
+    map_threads,
     progress_bar,
     safe_row_norms,
     thread_count,
@@ -71,6 +72,9 @@ _FAISS_QUERY_CHUNK = 2**16
 # _IVF_BLOCK_ENTRIES similarities (4 MiB of float32, in cache).
 _IVF_QUERY_GROUPS = 8
 _IVF_BLOCK_ENTRIES = 2**20
+# Stored entries per row range of the compiled graph assembly (symmetrize,
+# permute_symmetric), one range per thread at a time.
+_GRAPH_ROW_ENTRIES = 2**20
 # Extra NNDescent arguments. pynndescent's defaults (n_trees and n_iters
 # growing with N) are kept: on the same data (k = 50, 2 shared cores) they
 # give recall@50 0.968 at 100k rows (25 s CPU, about 30 s wall) and 0.962 at
@@ -544,14 +548,8 @@ def _probe_lists(index, Q32, kernels=None, n_threads=1):
         kernels.heap_sort_rows(sims, nbrs, 0, rows.size)
         lists[rows] = nbrs
 
-    starts = range(0, n, _FAISS_QUERY_CHUNK)
     with threadpool_limits(1, user_api="blas"):
-        if n_threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(min(n_threads, len(starts))) as pool:
-                list(pool.map(probe_chunk, starts))
-        else:
-            for start in starts:
-                probe_chunk(start)
+        map_threads(probe_chunk, range(0, n, _FAISS_QUERY_CHUNK), n_threads)
     return lists
 
 
@@ -625,39 +623,30 @@ def _ivf_search(faiss, index, Q32, probes, k, exclude_self, n_threads, kernels):
     group_start = -(-np.arange(n_groups + 1) * n_queries // n_groups)
     bar = progress_bar(n_queries, "neighbours (inverted lists)")
 
+    def offer(queries, list_no):
+        codes, ids = lists[list_no]
+        D = Q32[queries] @ codes.T
+        kernels.heap_offer(D, queries, ids, sims, nbrs, exclude_self)
+
     def search_group(g):
         for list_no in range(nlist):
             lo, hi = ptr[g * nlist + list_no], ptr[g * nlist + list_no + 1]
             if lo == hi or lists[list_no] is None:
                 continue
-            codes, ids = lists[list_no]
-            step = max(1, _IVF_BLOCK_ENTRIES // codes.shape[0])
+            step = max(1, _IVF_BLOCK_ENTRIES // lists[list_no][0].shape[0])
             for start in range(lo, hi, step):
-                queries = rows[start : min(hi, start + step)]
-                D = Q32[queries] @ codes.T
-                kernels.heap_offer(D, queries, ids, sims, nbrs, exclude_self)
+                offer(rows[start : min(hi, start + step)], list_no)
         kernels.heap_sort_rows(sims, nbrs, group_start[g], group_start[g + 1])
         bar.update(group_start[g + 1] - group_start[g])
 
-    def offer_lists(queries, group_lists):
-        for list_no in group_lists:
-            if lists[list_no] is None:
-                continue
-            codes, ids = lists[list_no]
-            D = Q32[queries] @ codes.T
-            kernels.heap_offer(D, queries, ids, sims, nbrs, exclude_self)
-
     with threadpool_limits(1, user_api="blas"):
-        if n_groups > 1 and n_threads > 1:
-            with ThreadPoolExecutor(min(n_threads, n_groups)) as pool:
-                list(pool.map(search_group, range(n_groups)))
-        else:
-            for g in range(n_groups):
-                search_group(g)
+        map_threads(search_group, range(n_groups), n_threads)
         # a query that met fewer than k candidates: every list, exactly
         for q in np.flatnonzero(nbrs[:, -1] < 0):
             sims[q], nbrs[q] = -np.inf, -1
-            offer_lists(np.array([q]), range(nlist))
+            for list_no in range(nlist):
+                if lists[list_no] is not None:
+                    offer(np.array([q]), list_no)
             kernels.heap_sort_rows(sims, nbrs, q, q + 1)
     bar.close()
     return sims.astype(np.float64), nbrs
@@ -850,15 +839,16 @@ def symmetrize(A):
     indices = np.empty(2 * nnz, dtype=index_dtype)
     data = np.empty(2 * nnz, dtype=A.dtype)
     lengths = np.empty(n, dtype=np.int64)
-    _map_row_chunks(
-        lambda a, b: kernels.add_transpose_rows(
+    start = A.indptr + t_indptr  # where each row of the sum is written
+    map_rows(
+        lambda rows: kernels.add_transpose_rows(
             A.indptr, A.indices, A.data, t_indptr, t_indices, t_data,
-            indices, data, lengths, a, b,
+            indices, data, lengths, rows.start, rows.stop,
         ),
-        A.indptr + t_indptr,
+        start,
+        _GRAPH_ROW_ENTRIES,
     )
-    start = A.indptr + t_indptr
-    del t_indices, t_data
+    t_indices = t_data = None  # freed before the compaction
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     # rows move left (never past the next row's start): in place, in order
@@ -868,23 +858,6 @@ def symmetrize(A):
     W = sp.csr_matrix((data, indices, indptr), shape=A.shape)
     W.has_sorted_indices = True
     return W
-
-
-def _map_row_chunks(fn, indptr, entries=2**20):
-    """``fn(start, stop)`` over consecutive row ranges of about ``entries``
-    stored entries (``indptr``), on all cores (the compiled kernels
-    release the GIL; each range writes its own rows)."""
-    n_rows = indptr.size - 1
-    cuts = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), entries), side="right") - 1
-    cuts = np.unique(np.r_[0, np.clip(cuts, 0, n_rows), n_rows])
-    spans = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-    n_threads = min(len(spans), available_cores())
-    if n_threads <= 1:
-        for a, b in spans:
-            fn(a, b)
-        return
-    with ThreadPoolExecutor(n_threads) as pool:
-        list(pool.map(lambda span: fn(*span), spans))
 
 
 def drop_diagonal(W, chunk_rows=2**16):
@@ -1091,11 +1064,13 @@ def permute_symmetric(M, perm):
         np.cumsum(np.diff(M.indptr)[perm], out=indptr[1:])
         indices = np.empty(M.nnz, dtype=index_dtype)
         data = np.empty(M.nnz, dtype=M.dtype)
-        _map_row_chunks(
-            lambda a, b: kernels.permuted_rows(
-                M.indptr, M.indices, M.data, perm, inverse, indptr, indices, data, a, b
+        map_rows(
+            lambda rows: kernels.permuted_rows(
+                M.indptr, M.indices, M.data, perm, inverse, indptr, indices, data,
+                rows.start, rows.stop,
             ),
             indptr,
+            _GRAPH_ROW_ENTRIES,
         )
         out = sp.csr_matrix((data, indices, indptr), shape=M.shape)
         out.has_sorted_indices = True

@@ -39,8 +39,6 @@ from ._graph import (
 )
 from . import _kernels
 from ._negatives import (
-    _map_rows,
-    _row_spans,
     DistributionRows,
     agreement_data,
     check_negatives,
@@ -58,7 +56,9 @@ from ._utils import (
     entropy_confidence,
     fill_unlabeled,
     is_cuda,
+    map_rows,
     normalize_distributions,
+    row_spans,
     unlabeled_mask,
 )
 
@@ -129,7 +129,7 @@ class _Pattern:
         self.a_indices = np.empty(nnz, dtype=index)
         self.diag_pos = np.empty(n, dtype=np.int64)
         if kernels is not None:
-            _map_rows(
+            map_rows(
                 lambda rows: kernels.pattern_with_diagonal(
                     M.indptr, M.indices, self.a_indices, self.diag_pos,
                     rows.start, rows.stop,
@@ -139,7 +139,7 @@ class _Pattern:
             )
             return
         counts = np.diff(M.indptr)
-        for rows in _row_spans(M.indptr, _NUMPY_PASS_ENTRIES):
+        for rows in row_spans(M.indptr, _NUMPY_PASS_ENTRIES):
             lo, hi = M.indptr[rows.start], M.indptr[rows.stop]
             i = np.repeat(np.arange(rows.start, rows.stop), counts[rows])
             j = M.indices[lo:hi]
@@ -158,7 +158,7 @@ class _Pattern:
         data = np.empty(self.a_indices.size, dtype=dtype) if out is None else out
         kernels = self.kernels
         if kernels is not None:
-            _map_rows(
+            map_rows(
                 lambda rows: kernels.scaled_offdiagonal(
                     self.indptr, self.indices, values, scale, float(sign), data,
                     rows.start, rows.stop,
@@ -168,7 +168,7 @@ class _Pattern:
             )
         else:
             counts = np.diff(self.indptr)
-            for rows in _row_spans(self.indptr, _NUMPY_PASS_ENTRIES):
+            for rows in row_spans(self.indptr, _NUMPY_PASS_ENTRIES):
                 lo, hi = self.indptr[rows.start], self.indptr[rows.stop]
                 i = np.repeat(np.arange(rows.start, rows.stop), counts[rows])
                 j = self.indices[lo:hi]
@@ -195,7 +195,7 @@ def _cut_values(W, share, beta, kernels=None):
                 W.indptr, W.data, share, float(beta), cut, degree, rows.start, rows.stop
             ))
 
-        _map_rows(fn, W.indptr, _PASS_ENTRIES)
+        map_rows(fn, W.indptr, _PASS_ENTRIES)
         return cut, degree, sum(removed) > 0
     np.multiply(share, -float(beta), out=cut, dtype=np.float64)
     cut += 1.0

@@ -15,8 +15,6 @@ Edge computations run over chunks of the upper triangle of ``W`` so the
 working memory is ``O(chunk * C)`` on top of the ``O(N k + N C)`` inputs.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.covariance import ledoit_wolf_shrinkage
@@ -24,7 +22,13 @@ from sklearn.utils import check_random_state
 
 from . import _kernels
 from ._graph import drop_diagonal
-from ._utils import available_cores, entropy_confidence, normalize_distributions
+from ._utils import (
+    _MIN_THREADED_CHUNKS,
+    entropy_confidence,
+    map_rows,
+    map_threads,
+    normalize_distributions,
+)
 
 # Edges processed per chunk is _CHUNK_ENTRIES // n_classes (a chunk of
 # float64 scores is 1 MiB: the temporaries of a chunk stay in cache).
@@ -32,11 +36,6 @@ _CHUNK_ENTRIES = 2**17
 # Remaining degree (relative) below which a sample is taken to have no
 # neighbour left once an edge is removed.
 _TINY_DEGREE = 1e-12
-
-
-# Fewer chunks than this run on the calling thread: a thread pool costs
-# more to start than they take.
-_MIN_THREADED_CHUNKS = 4
 
 # Rows used to estimate the shrinkage of the discriminant's covariance.
 _SHRINKAGE_ROWS = 10_000
@@ -173,15 +172,7 @@ def _softmax_parts(X):
 def _map_chunks(fn, n_edges, n_classes):
     """``fn(slice)`` over cache-sized chunks of the edges, on all cores
     (numpy releases the GIL); each chunk writes its own slice."""
-    slices = list(_edge_chunks(n_edges, n_classes))
-    n_threads = min(len(slices), available_cores())
-    if n_threads <= 1 or len(slices) < _MIN_THREADED_CHUNKS:
-        for s in slices:
-            fn(s)
-        return
-    with ThreadPoolExecutor(n_threads) as pool:
-        for _ in pool.map(fn, slices):
-            pass
+    map_threads(fn, _edge_chunks(n_edges, n_classes), min_items=_MIN_THREADED_CHUNKS)
 
 
 def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
@@ -331,7 +322,7 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
                     rows.start, rows.stop,
                 )
 
-        _map_rows(fn, W.indptr, 2**18)
+        map_rows(fn, W.indptr, 2**18)
         return values
     counts = np.diff(W.indptr)
 
@@ -348,30 +339,8 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
         share = -np.expm1(-e / temperature)
         values[lo:hi] = share if shares else W.data[lo:hi] * share
 
-    _map_rows(chunk, W.indptr, _CHUNK_ENTRIES // max(Pn.shape[1], 1))
+    map_rows(chunk, W.indptr, _CHUNK_ENTRIES // max(Pn.shape[1], 1))
     return values
-
-
-def _row_spans(indptr, entries):
-    """Consecutive row ranges of about ``entries`` stored entries each."""
-    n_rows, nnz = indptr.size - 1, int(indptr[-1])
-    cuts = np.searchsorted(indptr, np.arange(0, nnz, max(1, entries)), side="right") - 1
-    cuts = np.unique(np.r_[0, np.clip(cuts, 0, n_rows), n_rows])
-    return [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-
-
-def _map_rows(fn, indptr, entries):
-    """``fn(rows)`` over row ranges of about ``entries`` stored entries, on
-    all cores; each range writes its own part of the output."""
-    spans = _row_spans(indptr, entries)
-    n_threads = min(len(spans), available_cores())
-    if n_threads <= 1 or len(spans) < _MIN_THREADED_CHUNKS:
-        for rows in spans:
-            fn(rows)
-        return
-    with ThreadPoolExecutor(n_threads) as pool:
-        for _ in pool.map(fn, spans):
-            pass
 
 
 def discriminant_features(X, n_classes, random_state=None):

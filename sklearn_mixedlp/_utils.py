@@ -8,6 +8,7 @@ import importlib.util
 import numbers
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -70,6 +71,44 @@ def available_cores():
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def map_threads(fn, items, n_threads=None, min_items=1):
+    """``fn(item)`` for every item, on ``n_threads`` threads (None: all
+    available cores; never more than there are items), or on the calling
+    thread when one thread would do or there are fewer than ``min_items``
+    items (a pool costs more to start than they take). For work that
+    releases the GIL (numpy, BLAS, the compiled kernels); each item writes
+    its own part of the output."""
+    items = list(items)
+    n_threads = min(len(items), available_cores() if n_threads is None else n_threads)
+    if n_threads <= 1 or len(items) < min_items:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def row_spans(indptr, entries):
+    """Consecutive row ranges (slices) of about ``entries`` stored entries
+    each, for the CSR row pointer ``indptr``."""
+    n_rows, nnz = indptr.size - 1, int(indptr[-1])
+    cuts = np.searchsorted(indptr, np.arange(0, nnz, max(1, entries)), side="right") - 1
+    cuts = np.unique(np.r_[0, np.clip(cuts, 0, n_rows), n_rows])
+    return [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+# Fewer row ranges than this run on the calling thread: a thread pool costs
+# more to start than they take.
+_MIN_THREADED_CHUNKS = 4
+
+
+def map_rows(fn, indptr, entries):
+    """``fn(rows)`` over the row ranges of :func:`row_spans`, on all
+    cores; each range writes its own part of the output."""
+    map_threads(fn, row_spans(indptr, entries), min_items=_MIN_THREADED_CHUNKS)
 
 
 def gpu_device_nodes():

@@ -177,11 +177,11 @@ def graph_with_empty_rows(n=400, seed=8):
 
 
 def test_row_spans_cover_every_row():
-    from sklearn_mixedlp._negatives import _row_spans
+    from sklearn_mixedlp._utils import row_spans
 
     W = graph_with_empty_rows()
     for entries in (1, 7, 100, 10**9):
-        spans = _row_spans(W.indptr, entries)
+        spans = row_spans(W.indptr, entries)
         assert spans[0].start == 0 and spans[-1].stop == W.shape[0]
         assert all(a.stop == b.start for a, b in zip(spans, spans[1:]))
 
@@ -325,17 +325,15 @@ def test_symmetrize_compiled_equals_scipy(kernels, monkeypatch):
     """``A + A^T`` assembled by the compiled kernels (counting-sort
     transpose, per-row merge, in-place compaction) is scipy's: same
     pattern, sorted rows, zero diagonal, no stored zeros."""
-    from sklearn_mixedlp._graph import _map_row_chunks, symmetrize
+    from sklearn_mixedlp import _graph
+    from sklearn_mixedlp._graph import symmetrize
 
     A = directed_knn_affinities()
     monkeypatch.setattr(_kernels, "MIN_WORK", 2**62)
     ref = symmetrize(A)
     monkeypatch.setattr(_kernels, "MIN_WORK", 0)
     # small row chunks: several threads, rows moved across chunk borders
-    monkeypatch.setattr(
-        "sklearn_mixedlp._graph._map_row_chunks",
-        lambda fn, indptr, entries=64: _map_row_chunks(fn, indptr, entries),
-    )
+    monkeypatch.setattr(_graph, "_GRAPH_ROW_ENTRIES", 64)
     W = symmetrize(A)
     assert W.has_sorted_indices and W.nnz == ref.nnz
     np.testing.assert_array_equal(W.indptr, ref.indptr)
