@@ -8,13 +8,16 @@ memory whole), 10 labels per class to ``LABELS.npy``, then runs
 ``sklearn-mixedlp FEATURES.npy --labels LABELS.npy --output PRED.npy
 --n-neighbors K`` in a fresh process and reports its stage lines, each
 with the largest resident memory sampled during the stage (``VmRSS`` of
-the child every 0.2 s), its wall time, its peak resident memory
+the child every 0.2 s, and its anonymous part ``RssAnon``: without the
+pages of the mapped features, which the kernel can drop and read again),
+its wall time, its peak resident memory
 (``ru_maxrss`` of the child: data, libraries and the pages of the mapped
 file that are mapped in) and the accuracy on the unlabeled rows.
 
 Run::
 
     python benchmarks/memmap_fit.py --rows 2000000 --workdir /tmp/memmap_fit
+    python benchmarks/memmap_fit.py --rows 10000000 --workdir /tmp/memmap_fit
 """
 
 import argparse
@@ -53,15 +56,19 @@ def write_data(workdir, n_rows, n_classes, seed, chunk=2**18):
 
 
 def _rss_gib(pid):
-    """Resident memory of process ``pid`` in GiB (0 once it has exited)."""
+    """Resident memory of process ``pid`` in GiB, all of it and its
+    anonymous part (without the pages of mapped files, such as the
+    features), or zeros once it has exited."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 2**20
+                key = line.split(":")[0]
+                if key in ("VmRSS", "RssAnon"):
+                    found[key] = int(line.split()[1]) / 2**20
     except OSError:
         pass
-    return 0.0
+    return found.get("VmRSS", 0.0), found.get("RssAnon", 0.0)
 
 
 def run_sampled(command, interval=0.2):
@@ -70,12 +77,15 @@ def run_sampled(command, interval=0.2):
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    peak = [0.0]
+    peak = [(0.0, 0.0)]
     lines = []
+
+    def highest(a, b):
+        return max(a[0], b[0]), max(a[1], b[1])
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], _rss_gib(proc.pid))
+            peak[0] = highest(peak[0], _rss_gib(proc.pid))
             time.sleep(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -83,8 +93,9 @@ def run_sampled(command, interval=0.2):
     for line in proc.stderr:
         line = line.rstrip("\n")
         if line.startswith("[") and "in all)" in line:
-            line = f"{line} [RSS <= {max(peak[0], _rss_gib(proc.pid)):.2f} GiB]"
-            peak[0] = 0.0
+            rss, anon = highest(peak[0], _rss_gib(proc.pid))
+            line = f"{line} [RSS <= {rss:.2f} GiB, anonymous <= {anon:.2f} GiB]"
+            peak[0] = (0.0, 0.0)
         lines.append(line)
     stdout = proc.stdout.read()
     proc.wait()

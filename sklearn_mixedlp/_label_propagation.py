@@ -40,6 +40,7 @@ from ._graph import (
 from . import _kernels
 from ._negatives import (
     DistributionRows,
+    UnitFeatureRows,
     agreement_data,
     check_negatives,
     control_negative_weights,
@@ -254,12 +255,14 @@ def _row_hashes(X):
             terms = _mix64((X.data + 0.0).view(np.uint64) + k) - _mix64(k)
             csum = np.concatenate([[np.uint64(0)], np.cumsum(terms, dtype=np.uint64)])
             return csum[X.indptr[1:]] - csum[X.indptr[:-1]]
-        X = np.asarray(X, dtype=np.float64)
+        # float32 rows are widened chunk by chunk: no float64 copy of X
+        X = np.asarray(X)
         hashes = np.empty(X.shape[0], dtype=np.uint64)
         chunk = max(1, 2**20 // max(n_features, 1))
         zero = _mix64(keys).sum(dtype=np.uint64)
         for start in range(0, X.shape[0], chunk):
-            block = np.ascontiguousarray(X[start : start + chunk]) + 0.0  # -0.0 -> 0
+            # -0.0 -> 0
+            block = np.asarray(X[start : start + chunk], dtype=np.float64) + 0.0
             terms = _mix64(block.view(np.uint64) + keys)
             hashes[start : start + chunk] = terms.sum(axis=1, dtype=np.uint64) - zero
         return hashes
@@ -450,11 +453,11 @@ class _Mining:
         if self._data is None:
             return None
         X, perm = self._data
+        if not sp.issparse(X) and X.shape[1] <= max(64, 2 * self.n_classes):
+            # narrow rows are not projected: normalised and reordered as
+            # they are read, without a copy of X
+            return UnitFeatureRows(X, perm)
         V, _ = l2_normalize_quiet(X)
-        wide = sp.issparse(V) or V.shape[1] > max(64, 2 * self.n_classes)
-        if perm is not None and not wide:
-            # no projection (which samples rows): reorder the narrow rows first
-            V, perm = V[perm], None
         V = discriminant_features(V, self.n_classes, self.est.random_state)
         return V if perm is None else V[perm]
 
@@ -485,16 +488,21 @@ def _warn_orphans(orphan, n_neighbors):
         )
 
 
-def _set_distributions(est, G, y_index, labeled, n_classes):
+def _set_distributions(est, G, y_index, labeled, n_classes, dtype=np.float64):
     """``label_distributions_``, ``transduction_`` and ``confidence_`` of
-    ``est`` from the scores ``G`` (overwritten: it becomes
-    ``label_distributions_``). Rows without information are uniform over
-    the classes that have a labeled sample, with confidence 0."""
+    ``est`` from the scores ``G`` (overwritten when it is in ``dtype``, the
+    precision of the features: it then becomes ``label_distributions_``).
+    Rows without information are uniform over the classes that have a
+    labeled sample, with confidence 0."""
     present = np.bincount(y_index[labeled], minlength=n_classes) > 0
     est._uniform = present / present.sum()
-    # float64 whatever the precision of the solve (a float32 solve to a loose
-    # tol returns float32 scores)
-    G = np.asarray(G, dtype=np.float64)
+    # in the precision of the features whatever that of the solve, converted
+    # by chunks of rows (no n x C temporary besides the result)
+    if G.dtype != dtype:
+        converted = np.empty(G.shape, dtype=dtype)
+        for start in range(0, G.shape[0], _ROW_CHUNK):
+            converted[start : start + _ROW_CHUNK] = G[start : start + _ROW_CHUNK]
+        G = converted
     est.label_distributions_, empty = normalize_distributions(
         G, est._uniform, overwrite=True
     )
@@ -698,7 +706,10 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
 
         self.affinity_ = W
         self.dissimilarity_ = Wdis
-        _set_distributions(self, G, y_index, labeled, n_classes)
+        # float32 features give float32 distributions (as scikit-learn's
+        # classifiers keep float32 input in float32)
+        _set_distributions(self, G, y_index, labeled, n_classes, X.dtype)
+        del G
         _warn_changed_labels(self, y_index, labeled)
         self._row_keys = _row_hashes(X)
         # equal rows: unlabeled copies first, then in data order
@@ -1064,7 +1075,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             dtype=[np.float64, np.float32],
         )
         match = self._match_training_rows(X)
-        proba = np.empty((X.shape[0], self.classes_.size))
+        proba = np.empty(
+            (X.shape[0], self.classes_.size), dtype=self.label_distributions_.dtype
+        )
         hit = match >= 0
         proba[hit] = self.label_distributions_[match[hit]]
         if not hit.all():
@@ -1261,7 +1274,8 @@ _SHARED_ATTRIBUTES_DOC = """
         Row of ``G`` with negatives clipped to 0, L1-normalised; rows
         without information (all-zero rows, e.g. graph components without a
         labeled sample) are uniform over the classes that have a labeled
-        sample.
+        sample. float32 when ``X`` is float32 (as is ``predict_proba``),
+        else float64.
     confidence_ : ndarray of shape (n_samples,)
         Confidence ``omega = 1 - H / log C`` of each distribution (eq. 21);
         0 for rows without information.

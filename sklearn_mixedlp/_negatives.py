@@ -21,7 +21,7 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.utils import check_random_state
 
 from . import _kernels
-from ._graph import drop_diagonal
+from ._graph import drop_diagonal, l2_normalize_quiet
 from ._utils import (
     _MIN_THREADED_CHUNKS,
     entropy_confidence,
@@ -385,6 +385,36 @@ def discriminant_features(X, n_classes, random_state=None):
     svd.fit(X[np.sort(sample)])
     V = np.asarray(svd.transform(X))
     return V if V.dtype in (np.float32, np.float64) else V.astype(np.float64)
+
+
+class UnitFeatureRows:
+    """The L2-normalised rows of ``X``, in the order ``order``, normalised
+    as they are read: what :func:`discriminant_features` gives for narrow
+    dense rows, without an ``n x d`` copy of ``X`` (a memory-mapped ``X``
+    is read in place, chunk by chunk).
+
+    Indexing by rows (a slice or an index array) gives those rows of
+    ``l2_normalize(X)[order]``, in the dtype of ``X`` (float64 for any
+    dtype but float32).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite dense feature rows.
+    order : ndarray of shape (n_samples,), default=None
+        Row ``i`` is row ``order[i]`` of ``X``; None keeps the order.
+    """
+
+    def __init__(self, X, order=None):
+        self.X, self.order = X, order
+        self.shape = X.shape
+        self.dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+    def __getitem__(self, rows):
+        if self.order is not None:
+            rows = self.order[rows]
+        block = np.asarray(self.X[rows], dtype=self.dtype)
+        return l2_normalize_quiet(block)[0]
 
 
 def linear_discriminant_proba(V, labels, weights, n_classes, *, shrinkage=None):

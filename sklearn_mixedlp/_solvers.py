@@ -1072,15 +1072,20 @@ def _solve_in_passes(
     of each pass goes into ``x0`` with ``overwrite_x0`` (in its dtype), else
     into a new block of the precision a one-pass solve would return."""
     n, n_cols = B.shape
+    # a float32 solve to a loose tol iterates on a float32 solution, else
+    # the solution is accumulated in float64: each pass's warm start is a
+    # copy of its columns in that precision (no second copy in the pass)
+    single = dtype == np.float32 and tol >= _SINGLE_ONLY_TOL
     if x0 is not None and overwrite_x0:
         X = x0
     else:
-        single = dtype == np.float32 and tol >= _SINGLE_ONLY_TOL
         X = np.empty((n, n_cols), dtype=np.float32 if single else np.float64)
     n_iter, residuals, notes = 0, np.empty(n_cols), set()
     for start in range(0, n_cols, width):
         cols = slice(start, min(start + width, n_cols))
-        warm = None if x0 is None else np.array(x0[:, cols], dtype=np.float64)
+        warm = None if x0 is None else np.array(
+            x0[:, cols], dtype=np.float32 if single else np.float64
+        )
         X[:, cols], passed, residuals[cols], note = _solve(
             A, B.columns(cols), warm, inv_diag, tol, max_iter, solver, device,
             dtype, n_threads, progress, overwrite_x0=True, kernels=kernels,

@@ -559,6 +559,8 @@ class _ShardedFit:
         self.start = self.last = time.perf_counter()
         self.stages = {}
         n_samples, self.n_features = X.shape
+        # the precision of the distributions, as in a one-machine fit
+        self.dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         y = column_or_1d(fill_unlabeled(y), warn=True)
         if y.shape[0] != n_samples:
             raise ValueError(
@@ -939,7 +941,7 @@ class _ShardedFit:
         y_index, labeled = self.y_index, self.labeled
         if est.class_mass_normalization:
             G = _class_mass_normalize(G, y_index[labeled], C)
-        _set_distributions(est, G, y_index, labeled, C)
+        _set_distributions(est, G, y_index, labeled, C, self.dtype)
         est.n_features_in_ = self.n_features
         est.n_shards_ = self.n_shards
         est._distributed_fit = True

@@ -80,7 +80,9 @@ def assert_finite_outputs(est):
         assert np.all(np.isfinite(values)), f"{name} has NaN/inf"
     assert np.all(np.isfinite(est.affinity_.data))
     assert np.all(np.isfinite(est.dissimilarity_.data))
-    np.testing.assert_allclose(est.label_distributions_.sum(axis=1), 1.0, atol=1e-12)
+    # float32 features give float32 distributions
+    atol = 1e-12 if est.label_distributions_.dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(est.label_distributions_.sum(axis=1), 1.0, atol=atol)
     assert np.all(est.label_distributions_ >= 0)
     assert np.all((est.confidence_ >= 0) & (est.confidence_ <= 1))
     assert np.all(np.isin(est.transduction_, est.classes_))
@@ -513,7 +515,9 @@ def test_no_nan_in_outputs_for_valid_input(Est, kwargs, case):
         warnings.simplefilter("ignore", UserWarning)  # zero rows (sparse case)
         proba = est.predict_proba(X_shifted)
         assert np.all(np.isfinite(proba))
-        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        # in the precision of the features
+        assert proba.dtype == est.label_distributions_.dtype == X.dtype
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=4 * np.finfo(X.dtype).eps)
         # exact duplicates are identical inputs: compare the other rows only
         rows = np.arange(20, 80) if case == "duplicates" else np.arange(X.shape[0])
         if case == "sparse":  # so are the zero rows

@@ -188,3 +188,49 @@ def test_cli_integer_npy_is_converted_in_memory(features, tmp_path):
     loaded, _ = _cli.load_features(str(path))
     assert loaded.dtype == np.float64 and not memory_mapped(loaded)
     np.testing.assert_array_equal(loaded, np.round(X * 1000))
+
+
+# -- the memory of the outputs -------------------------------------------------
+
+
+def test_row_hashes_read_float32_rows_without_a_float64_copy():
+    """The training rows' hashes (which let predict find them again) widen
+    float32 rows chunk by chunk: equal to the hashes of the float64 rows,
+    with a traced peak far below a float64 copy of X."""
+    import tracemalloc
+
+    from sklearn_mixedlp._label_propagation import _row_hashes
+
+    X = np.random.default_rng(0).normal(size=(200_000, 64)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        hashes = _row_hashes(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < X.size * 8 / 2  # a float64 copy would be X.size * 8 bytes
+    np.testing.assert_array_equal(hashes, _row_hashes(X.astype(np.float64)))
+    assert np.unique(hashes).size == X.shape[0]
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_float32_features_give_float32_distributions(features, Est):
+    """The distributions keep the precision of the features (a 10M x 100
+    float64 block would take 8 GB): float32 rows give float32
+    label_distributions_ and predict_proba, equal to those of the same rows
+    in float64 up to float32 rounding."""
+    _, X, y = features
+    est32 = Est(n_neighbors=10, random_state=0).fit(X, y)
+    est64 = Est(n_neighbors=10, random_state=0).fit(X.astype(np.float64), y)
+    assert est32.label_distributions_.dtype == np.float32
+    assert est64.label_distributions_.dtype == np.float64
+    np.testing.assert_allclose(
+        est32.label_distributions_, est64.label_distributions_, atol=1e-5
+    )
+    np.testing.assert_array_equal(est32.transduction_, est64.transduction_)
+    new = X[:20] + 0.01
+    assert est32.predict_proba(new).dtype == np.float32
+    np.testing.assert_allclose(
+        est32.predict_proba(new), est64.predict_proba(new.astype(np.float64)), atol=1e-5
+    )

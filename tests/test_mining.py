@@ -459,3 +459,55 @@ def test_fit_in_column_passes_equals_one_pass(monkeypatch, capsys, estimator, co
         est.label_distributions_, reference.label_distributions_, atol=1e-6
     )
     np.testing.assert_array_equal(est.transduction_, reference.transduction_)
+
+
+def test_unit_feature_rows_are_the_normalised_rows_in_order():
+    """The mining's linear view reads the narrow feature rows through
+    UnitFeatureRows: the rows of l2_normalize(X)[order], normalised as they
+    are read (no copy of X), and the discriminant fitted on them equals the
+    one fitted on the normalised copy."""
+    from sklearn_mixedlp._graph import l2_normalize_quiet as l2_normalize
+    from sklearn_mixedlp._negatives import UnitFeatureRows, discriminant_unit_rows
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 12)).astype(np.float32)
+    X[7] = 0.0  # a zero row stays zero
+    X[8] *= 1e30  # a row whose squares overflow in float32
+    order = rng.permutation(X.shape[0])
+    V = l2_normalize(X)[0][order]
+    U = UnitFeatureRows(X, order)
+    assert U.shape == X.shape and U.dtype == np.float32 and U.X is X
+    np.testing.assert_array_equal(U[10:300], V[10:300])
+    np.testing.assert_array_equal(U[::7], V[::7])
+    np.testing.assert_array_equal(U[np.array([4, 0, 4999])], V[[4, 0, 4999]])
+    labels = rng.integers(0, 3, X.shape[0])
+    weights = rng.uniform(0, 1, X.shape[0])
+    np.testing.assert_array_equal(
+        discriminant_unit_rows(U, labels, weights, 3),
+        discriminant_unit_rows(V, labels, weights, 3),
+    )
+    np.testing.assert_array_equal(UnitFeatureRows(X)[:50], l2_normalize(X)[0][:50])
+    assert UnitFeatureRows(np.ones((3, 2), dtype=np.int64)).dtype == np.float64
+
+
+def test_two_view_mining_reads_the_features_in_place(monkeypatch):
+    """A fit with narrow rows gives the discriminant a view on X itself, in
+    the order of the solves; wide rows are projected first."""
+    from sklearn_mixedlp import _negatives
+
+    seen = []
+    real = _label_propagation.discriminant_unit_rows
+
+    def spy(V, *args, **kwargs):
+        seen.append(V)
+        return real(V, *args, **kwargs)
+
+    monkeypatch.setattr(_label_propagation, "discriminant_unit_rows", spy)
+    X, y_train = problem(n=300, seed=5)
+    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    assert seen and all(isinstance(V, _negatives.UnitFeatureRows) for V in seen)
+    assert all(V.X is X or np.shares_memory(V.X, X) for V in seen)
+    seen.clear()
+    wide = np.hstack([X] * 40)  # more than max(64, 2 C) features
+    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(wide, y_train)
+    assert seen and all(isinstance(V, np.ndarray) for V in seen)

@@ -531,3 +531,30 @@ def test_passes_without_overwrite_leave_a_float32_warm_start(capsys):
     np.testing.assert_array_equal(x0, before)
     assert passes.X.dtype == one.X.dtype == np.float64
     np.testing.assert_allclose(passes.X, one.X, atol=1e-8 * np.abs(one.X).max())
+
+
+@pytest.mark.parametrize("tol, warm_dtype", [(1e-3, np.float32), (1e-9, np.float64)])
+def test_pass_warm_starts_are_in_the_precision_of_the_iterate(monkeypatch, tol, warm_dtype):
+    """Each pass copies its columns of x0 once, in the precision the pass
+    iterates on: float32 for a float32 solve to a loose tol (the iterate
+    itself, no float64 copy beside it), float64 where the solution is
+    accumulated in float64; the passes still equal the one-pass solve."""
+    from sklearn_mixedlp import _solvers
+
+    n = 300
+    A = shuffled_band(n)
+    B = np.random.default_rng(0).normal(size=(n, 4))
+    x0 = np.random.default_rng(1).normal(size=(n, 4)).astype(np.float32)
+    kwargs = dict(tol=tol, dtype=np.float32, reorder=None)
+    one = block_cg(A, B, x0=x0, **kwargs)
+    seen = []
+    real = _solvers._solve
+
+    def spy(A, B, x0, *args, **kw):
+        seen.append(x0.dtype)
+        return real(A, B, x0, *args, **kw)
+
+    monkeypatch.setattr(_solvers, "_solve", spy)
+    passes = block_cg(A, B, x0=x0.copy(), overwrite_x0=True, working_memory=n * 20 / 2**20, **kwargs)
+    assert seen == [warm_dtype] * 4
+    np.testing.assert_allclose(passes.X, one.X, atol=10 * tol * np.abs(one.X).max())
