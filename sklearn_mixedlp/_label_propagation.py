@@ -57,6 +57,7 @@ from ._utils import (
     entropy_confidence,
     fill_unlabeled,
     is_cuda,
+    map_blocks,
     map_rows,
     normalize_distributions,
     row_spans,
@@ -425,18 +426,22 @@ class _Mining:
         factor = None
         if self.est.class_mass_normalization:
             # _class_mass_normalize, with the column masses summed by chunks
-            mass = np.zeros(C)
-            for s in spans:
+            def column_mass(s):
                 g = np.clip(G[s], 0.0, None)
                 g[orphan[s]] = 0.0
-                mass += g.sum(axis=0)
+                return g.sum(axis=0)
+
+            mass = np.zeros(C)
+            for part in map_blocks(column_mass, spans):  # in chunk order
+                mass += part
             prior = np.bincount(self.y_index[self.labeled], minlength=C) / np.count_nonzero(self.labeled)
             factor = np.zeros(C)
             np.divide(prior, mass, out=factor, where=mass > 0)
         scale = np.zeros(n)
         labels = np.empty(n, dtype=np.int64)
         confidence = np.empty(n)
-        for s in spans:
+
+        def chunk(s):
             g = np.clip(G[s], 0.0, None)
             g[orphan[s]] = 0.0
             if factor is not None:
@@ -446,6 +451,8 @@ class _Mining:
             labels[s] = P.argmax(axis=1)
             confidence[s] = entropy_confidence(P)
             np.divide(1.0, norms, out=scale[s], where=~empty)
+
+        map_blocks(chunk, spans)
         scale[orphan] = 0.0
         return DistributionRows(G, scale, uniform, factor), labels, confidence
 

@@ -25,6 +25,7 @@ from ._graph import drop_diagonal, l2_normalize_quiet
 from ._utils import (
     _MIN_THREADED_CHUNKS,
     entropy_confidence,
+    map_blocks,
     map_rows,
     map_threads,
     normalize_distributions,
@@ -459,8 +460,11 @@ def discriminant_unit_rows(V, labels, weights, n_classes, *, shrinkage=None):
     chunks of rows (float32, without the ``n x C`` float64 probabilities)."""
     model = _fit_discriminant(V, labels, weights, n_classes, shrinkage)
     Qn = np.empty((V.shape[0], n_classes), dtype=np.float32)
-    for s in _row_blocks(V.shape[0]):
+
+    def fn(s):
         Qn[s] = unit_rows(_discriminant_proba(model, V[s]))
+
+    map_blocks(fn, _row_blocks(V.shape[0]))
     return Qn
 
 
@@ -483,20 +487,28 @@ def _fit_discriminant(V, labels, weights, n_classes, shrinkage):
     mass = np.bincount(labels, weights=w, minlength=n_classes)
     present = np.flatnonzero(mass > 0)
     # the class sums, by chunks of rows in float64 (V may be float32)
-    sums = np.zeros((n_classes, n_features))
-    for s in _row_blocks(n_samples, 2**16):
+    # (each block on its own, summed in block order)
+    def class_sums(s):
         onehot = sp.csr_matrix(
             (w[s], (labels[s], np.arange(s.stop - s.start))),
             shape=(n_classes, s.stop - s.start),
         )
-        sums += onehot @ np.asarray(V[s], dtype=np.float64)
+        return onehot @ np.asarray(V[s], dtype=np.float64)
+
+    sums = np.zeros((n_classes, n_features))
+    for part in map_blocks(class_sums, _row_blocks(n_samples, 2**16)):
+        sums += part
     means = sums[present] / mass[present, None]
     position = np.full(n_classes, -1)
     position[present] = np.arange(present.size)
-    S = np.zeros((n_features, n_features))
-    for s in _row_blocks(n_samples):
+
+    def scatter(s):
         residual = V[s] - means[position[labels[s]]]
-        S += (residual * w[s, None]).T @ residual
+        return (residual * w[s, None]).T @ residual
+
+    S = np.zeros((n_features, n_features))
+    for part in map_blocks(scatter, _row_blocks(n_samples)):
+        S += part
     # Ledoit-Wolf intensity on the residuals scaled so that their plain
     # covariance is the weighted one, estimated on a sample of rows
     if shrinkage is None and n_features > 1:

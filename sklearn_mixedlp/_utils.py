@@ -91,6 +91,29 @@ def map_threads(fn, items, n_threads=None, min_items=1):
             pass
 
 
+def map_blocks(fn, blocks):
+    """``[fn(block) for block in blocks]``, on all cores (each thread's
+    BLAS held to one thread) when there are enough blocks to repay a
+    thread pool (:data:`_MIN_THREADED_CHUNKS`). The results come back in
+    block order, so sums of them taken in that order do not depend on the
+    thread count."""
+    blocks = list(blocks)
+    out = [None] * len(blocks)
+
+    def run(i):
+        out[i] = fn(blocks[i])
+
+    if len(blocks) < _MIN_THREADED_CHUNKS or available_cores() == 1:
+        for i in range(len(blocks)):
+            run(i)
+        return out
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        map_threads(run, range(len(blocks)))
+    return out
+
+
 def row_spans(indptr, entries):
     """Consecutive row ranges (slices) of about ``entries`` stored entries
     each, for the CSR row pointer ``indptr``."""

@@ -511,3 +511,66 @@ def test_two_view_mining_reads_the_features_in_place(monkeypatch):
     wide = np.hstack([X] * 40)  # more than max(64, 2 C) features
     HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(wide, y_train)
     assert seen and all(isinstance(V, np.ndarray) for V in seen)
+
+
+def test_discriminant_is_the_same_on_one_thread_and_on_all(monkeypatch):
+    """The linear view's fit and probabilities run by row blocks on all
+    cores, their sums taken in block order: the result does not depend on
+    the thread count, bit for bit."""
+    from sklearn_mixedlp import _utils
+    from sklearn_mixedlp._negatives import UnitFeatureRows, discriminant_unit_rows
+
+    rng = np.random.default_rng(1)
+    n = 5 * 2**14 + 123  # more blocks than run on the calling thread
+    X = rng.normal(size=(n, 8)).astype(np.float32)
+    V = UnitFeatureRows(X, rng.permutation(n))
+    labels = rng.integers(0, 5, n)
+    weights = rng.uniform(0, 1, n)
+    monkeypatch.setattr(_utils, "available_cores", lambda: 2)
+    threaded = discriminant_unit_rows(V, labels, weights, 5)
+    monkeypatch.setattr(_utils, "available_cores", lambda: 1)
+    np.testing.assert_array_equal(threaded, discriminant_unit_rows(V, labels, weights, 5))
+
+
+@pytest.mark.parametrize("cmn", [True, False])
+def test_mining_views_are_the_same_on_one_thread_and_on_all(monkeypatch, cmn):
+    """The unit rows, arg-max and confidence the mining reads of a solution
+    are computed by row chunks on all cores: equal, bit for bit, to one
+    thread, and to the distributions' definition."""
+    from types import SimpleNamespace
+
+    from sklearn_mixedlp import _utils
+
+    rng = np.random.default_rng(2)
+    n, C = 1000, 4
+    G = rng.normal(size=(n, C)) + 0.5
+    G[:5] = -1.0  # rows without information: uniform over the present classes
+    y_index = rng.integers(0, C - 1, n)  # the last class has no label
+    labeled = rng.uniform(size=n) < 0.2
+    orphan = np.zeros(n, dtype=bool)
+    orphan[10:20] = True
+    mining = SimpleNamespace(
+        orphan=orphan, y_index=y_index, labeled=labeled,
+        est=SimpleNamespace(class_mass_normalization=cmn),
+    )
+    views = _label_propagation._Mining.views
+    monkeypatch.setattr(_utils, "available_cores", lambda: 2)
+    threaded = views(mining, G, chunk_rows=64)
+    monkeypatch.setattr(_utils, "available_cores", lambda: 1)
+    single = views(mining, G, chunk_rows=64)
+    np.testing.assert_array_equal(threaded[0].scale, single[0].scale)
+    np.testing.assert_array_equal(threaded[0][:], single[0][:])
+    np.testing.assert_array_equal(threaded[1], single[1])
+    np.testing.assert_array_equal(threaded[2], single[2])
+    # the definition: clip, zero the orphans, class-mass normalise, L1
+    P = np.clip(G, 0.0, None)
+    P[orphan] = 0.0
+    if cmn:
+        prior = np.bincount(y_index[labeled], minlength=C) / labeled.sum()
+        P = P * np.divide(prior, P.sum(axis=0), out=np.zeros(C), where=P.sum(axis=0) > 0)
+    mass = P.sum(axis=1, keepdims=True)
+    present = np.bincount(y_index[labeled], minlength=C) > 0
+    P = np.where(mass > 0, P / np.where(mass > 0, mass, 1.0), present / present.sum())
+    np.testing.assert_array_equal(threaded[1], P.argmax(axis=1))
+    unit = P / np.linalg.norm(P, axis=1, keepdims=True)
+    np.testing.assert_allclose(threaded[0][:], unit, atol=1e-12)
