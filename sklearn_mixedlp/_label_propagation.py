@@ -352,9 +352,10 @@ class _Mining:
 
     def warm_start(self, F):
         """``F`` (a solution of the mining) as the warm start of the final
-        solve: float64, or the float32 ``F`` itself when the solve runs in
-        column passes (``block_cg``'s ``working_memory``), which then holds
-        the solution rounded to float32. The mining's own reference to it
+        solve: float64, or the float32 ``F`` itself when the final solve
+        iterates in float32 alone (a tol of at least 1e-4) or runs in
+        column passes (``block_cg``'s ``working_memory``; ``F`` then holds
+        the solution rounded to float32). The mining's own reference to it
         is dropped, so that a float32 ``F`` converted to float64 is freed
         before the solve allocates its blocks."""
         if F is None:
@@ -362,9 +363,13 @@ class _Mining:
         if F is self._lp:
             self._lp = None
         dtype = np.float32 if self.est._single() else np.float64
-        if F.dtype == np.float32 and _solvers.columns_per_pass(*F.shape, dtype) < F.shape[1]:
+        if F.dtype == np.float32 and (
+            # a float32 solve to a loose tol iterates on F itself
+            self.est._system_dtype(None) == np.float32
             # a solve in column passes writes each pass's float64 solution
             # into its warm start: no float64 n x C block besides it
+            or _solvers.columns_per_pass(*F.shape, dtype) < F.shape[1]
+        ):
             return F
         return np.asarray(F, dtype=np.float64)
 
@@ -374,7 +379,8 @@ class _Mining:
         to a looser tolerance for the mining."""
         est, old = self.est, self.system["A"]
         final = isinstance(old, _solvers._GraphSystem)  # already the final form
-        if not final and (self.base_replaced or old.dtype != np.float64):
+        dtype = est._system_dtype(None)  # that of the final solve
+        if not final and (self.base_replaced or old.dtype != dtype):
             # a round's cut system overwrote the base one, or the base one
             # was kept in float32 for loose solves: build it again
             # (float32 values and float64 residuals read from the graph
@@ -383,7 +389,8 @@ class _Mining:
             self.system["A"] = est._base_system(
                 self.W, self.y_index, self.labeled, self.orphan,
                 B=self.system["B"], pattern=self.system["pattern"], graph=graph,
-                out=old.data if graph and old.dtype == np.float32 else None,
+                out=old.data if old.dtype == np.float32 and (graph or dtype == np.float32) else None,
+                dtype=dtype,
             )[0]
             del old
             self.base_replaced, self._lp = False, None
@@ -977,8 +984,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             # the values of the cut system overwrite those of the system in
             # place (the base one, or the previous round's cut one): every
             # cut is computed from W, never from an earlier system
-            # (in float32 for a round's loose solve, see _system_dtype; the
-            # final solve's system is float64)
+            # (in float32 for a solve to a loose tol, see _system_dtype)
             base = system.pop("A")
             if not keep and self._graph_residuals():
                 # the final solve: float32 values, float64 residuals from the
@@ -989,7 +995,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                 )
                 del base, cut
                 return self._cg(A, system["B"], x0=F, overwrite_x0=True, tol=tol).X, orphan
-            dtype = self._system_dtype(tol) if keep else np.float64
+            dtype = self._system_dtype(tol)
             A, B, _, _ = self._base_system(
                 W, mining.y_index, mining.labeled, orphan, values=cut,
                 degree=degree, pattern=system["pattern"], B=system["B"],
@@ -1249,8 +1255,15 @@ _SHARED_PARAMS_DOC = """
         ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: where the torch
         solver and the ``'torch'`` neighbour search run (``'auto'``: a CUDA
         device when there is one).
-    tol : float, default=1e-6
-        Relative residual tolerance of each column of the solves.
+    tol : float, default=1e-4
+        Relative residual tolerance of each column of the solves. The
+        default is met by float32 iterations alone (with the normalised
+        Laplacian), without a float64 copy of the system or the solution;
+        against ``tol=1e-6`` it changed at most 0.6% of the predictions
+        (accuracy within 0.07 points, either way) on eight data sets of the
+        accuracy benchmark, at 1 and 5 labels per class, and took the final
+        solve at one million rows from 12 to 5 s. Set ``1e-6`` or below
+        for distributions accurate to more digits.
     max_iter : int, default=1000
         Maximum iterations of each solve; a
         :class:`~sklearn.exceptions.ConvergenceWarning` is issued when it is
@@ -1394,7 +1407,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         knn_backend="auto",
         solver="auto",
         device="auto",
-        tol=1e-6,
+        tol=1e-4,
         max_iter=1000,
         classes=None,
         random_state=None,
@@ -1595,7 +1608,7 @@ class HardNegativeLP(_BaseMixedLP):
         knn_backend="auto",
         solver="auto",
         device="auto",
-        tol=1e-6,
+        tol=1e-4,
         max_iter=1000,
         classes=None,
         random_state=None,

@@ -272,23 +272,28 @@ def test_nothing_mined_in_the_first_round_gives_plain_propagation(monkeypatch):
     )
 
 
-def test_loose_solves_use_float32_systems_and_the_final_one_float64(monkeypatch):
+@pytest.mark.parametrize("tol, final", [(1e-4, np.float32), (1e-6, np.float64)])
+def test_loose_solves_use_float32_systems_and_the_final_one_float64(monkeypatch, tol, final):
     """The solves that only feed the mining (tol 1e-3) get float32 systems
-    and return float32 solutions; the final solve's system is float64."""
+    and return float32 solutions; so does the final solve at the default
+    tol (1e-4, which float32 meets alone: no float64 copy of the system or
+    the warm start), while below it the final system is float64."""
     X, y_train = problem(n=300, seed=5)
     calls = []
     real = _label_propagation.block_cg
 
     def recording(A, B, **kwargs):
         result = real(A, B, **kwargs)
-        calls.append((A.dtype, kwargs["tol"], result.X.dtype))
+        x0 = kwargs.get("x0")
+        calls.append((A.dtype, kwargs["tol"], result.X.dtype, None if x0 is None else x0.dtype))
         return result
 
     monkeypatch.setattr(_label_propagation, "block_cg", recording)
-    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    HardNegativeLP(n_neighbors=8, knn_backend="exact", tol=tol).fit(X, y_train)
     assert len(calls) == 3  # two rounds' solves, then the final one
-    assert all(call == (np.float32, 1e-3, np.float32) for call in calls[:-1])
-    assert calls[-1] == (np.float64, 1e-6, np.float64)
+    assert calls[0] == (np.float32, 1e-3, np.float32, None)
+    assert calls[1] == (np.float32, 1e-3, np.float32, np.float32)
+    assert calls[-1] == (final, tol, final, final)
 
 
 def record_systems(monkeypatch):
