@@ -47,6 +47,7 @@ from ._negatives import (
     discriminant_features,
     discriminant_unit_rows,
     hard_negative_weights,
+    linear_view_width,
     mom_negative_weights,
     on_pattern,
 )
@@ -467,7 +468,7 @@ class _Mining:
         if self._data is None:
             return None
         X, perm = self._data
-        if not sp.issparse(X) and X.shape[1] <= max(64, 2 * self.n_classes):
+        if not sp.issparse(X) and X.shape[1] <= linear_view_width(self.n_classes):
             # narrow rows are not projected: normalised and reordered as
             # they are read, without a copy of X
             return UnitFeatureRows(X, perm)

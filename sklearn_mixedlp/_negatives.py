@@ -344,6 +344,14 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     return values
 
 
+def linear_view_width(n_classes):
+    """The most features the linear view fits its discriminant on:
+    ``max(64, 2 * n_classes)``. Wider rows are projected on their leading
+    directions by :func:`discriminant_features`; narrower ones are used as
+    they are."""
+    return max(64, 2 * n_classes)
+
+
 def discriminant_features(X, n_classes, random_state=None):
     """The rows on which :func:`linear_discriminant_proba` is fitted.
 
@@ -367,7 +375,7 @@ def discriminant_features(X, n_classes, random_state=None):
         float32 for float32 rows, else float64.
     """
     n_samples, n_features = X.shape
-    n_components = min(n_features, max(64, 2 * n_classes))
+    n_components = min(n_features, linear_view_width(n_classes))
     if n_features <= n_components:
         # float32 rows stay float32 (the discriminant computes in float64,
         # by chunks of rows): no float64 copy of a large feature matrix

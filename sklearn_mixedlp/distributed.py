@@ -37,7 +37,7 @@ from ._graph import (
 )
 from ._graph import l2_normalize_quiet
 from ._label_propagation import _cut_values
-from ._negatives import agreement_data, unit_rows
+from ._negatives import agreement_data, linear_view_width, unit_rows
 from ._utils import entropy_confidence, fill_unlabeled, import_optional
 from ._utils import normalize_distributions, unlabeled_mask
 
@@ -865,7 +865,7 @@ class _ShardedFit:
         from sklearn.utils import check_random_state
 
         cl, n, d = self.cl, self.n_samples, self.n_features
-        n_components = min(d, max(64, 2 * self.n_classes))
+        n_components = min(d, linear_view_width(self.n_classes))
         if d <= n_components:
             return list(self.V)
         rng = check_random_state(self.est.random_state)
