@@ -275,7 +275,7 @@ class NeighborIndex:
         _require_dense(V, "faiss")
         V32 = np.ascontiguousarray(V, dtype=np.float32)
         n, d = V32.shape
-        self._probes = None
+        self._probes = self.cells_ = None
         with _faiss_threads(faiss, self.n_jobs):
             if n <= self.exact_max_samples:
                 index = faiss.IndexFlatIP(d)
@@ -287,6 +287,8 @@ class NeighborIndex:
                     index, V32, _kernels.get(), _n_threads(self.n_jobs)
                 )
                 _add_by_list(faiss, index, V32, self._probes[:, 0])
+                # each row's inverted list: a k-means cell of the rows
+                self.cells_ = self._probes[:, 0].copy()
         self._faiss = index
 
     # -- queries ---------------------------------------------------------
@@ -1085,6 +1087,35 @@ def permute_symmetric(M, perm):
     M.has_sorted_indices = False
     M.sort_indices()
     return M
+
+
+def group_cells(perm, cells):
+    """The row order ``perm`` with the rows of each cell made contiguous.
+
+    Cells follow one another in the order of the mean position of their
+    rows in ``perm``; inside a cell the rows keep their order in ``perm``.
+    With compact cells (the inverted lists of the neighbour search) the
+    order stays about as local, and a sum or a broadcast over the rows of
+    each cell (the coarse correction of the solves) reads memory in
+    order.
+
+    Parameters
+    ----------
+    perm : ndarray of shape (n_samples,)
+        A row order (``perm[i]``: the original index of the ``i``-th row).
+    cells : ndarray of shape (n_samples,)
+        The cell of each row, in the original order.
+
+    Returns
+    -------
+    perm : ndarray of shape (n_samples,)
+        The new order.
+    """
+    position = np.empty(perm.size, dtype=np.float64)
+    position[perm] = np.arange(perm.size)
+    counts = np.bincount(cells)
+    mean = np.bincount(cells, weights=position) / np.maximum(counts, 1)
+    return np.lexsort((position, cells, mean[cells]))
 
 
 def locality_order(X, W, random_state=None):

@@ -160,6 +160,49 @@ def cg_direction(P, R, beta, inv_diag, start, stop):
             P[i, c] = R[i, c] * d + beta[c] * P[i, c]
 
 @jit
+def cg_direction_coarse(P, R, beta, inv_diag, Y, agg, w, start, stop):
+    """``P = R / diag + beta P + w_i Y[agg_i]`` on rows ``start .. stop -
+    1``: the direction of a two-level preconditioner, its prolongation
+    fused."""
+    n_cols = P.shape[1]
+    for i in range(start, stop):
+        d = inv_diag[i]
+        a = agg[i]
+        wi = w[i]
+        for c in range(n_cols):
+            P[i, c] = R[i, c] * d + beta[c] * P[i, c] + wi * Y[a, c]
+
+
+@jit
+def coarse_operator(indptr, indices, data, agg, w, out):
+    """``out[agg_i, agg_j] += w_i a_ij w_j`` over the stored entries of a
+    CSR matrix (float64): its Galerkin coarse matrix ``Q^T A Q`` for
+    aggregates ``agg`` and weights ``w``, in one pass, rows in order."""
+    for i in range(indptr.size - 1):
+        a, wi = agg[i], w[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            out[a, agg[j]] += wi * np.float64(data[p]) * w[j]
+
+
+@jit
+def coarse_restrict(R, rows, ptr, w, first, last, C):
+    """``C[a] = sum_i w_i R[i]`` over the rows ``i`` of aggregate ``a``
+    (``rows[ptr[a]:ptr[a + 1]]``), for ``a`` in ``first .. last - 1``, in
+    float64: each aggregate summed in one fixed order, whatever the thread
+    that takes it."""
+    n_cols = R.shape[1]
+    for a in range(first, last):
+        for c in range(n_cols):
+            C[a, c] = 0.0
+        for p in range(ptr[a], ptr[a + 1]):
+            i = rows[p]
+            wi = w[i]
+            for c in range(n_cols):
+                C[a, c] += wi * np.float64(R[i, c])
+
+
+@jit
 def edge_cosines(indptr, indices, U, out, start, stop):
     """``out[p] = 1 - <U_i, U_j>`` (float64) for the stored entries ``p``
     of rows ``start .. stop - 1`` (``j = indices[p]``)."""

@@ -29,6 +29,7 @@ from ._graph import (
     assemble_affinity,
     auto_neighbors,
     check_precomputed_graph,
+    group_cells,
     knn_affinity,
     l2_normalize,
     l2_normalize_quiet,
@@ -81,6 +82,15 @@ def _class_mass_normalize(G, y_labeled, n_classes):
     np.divide(prior, mass, out=factor, where=mass > 0)
     G *= factor
     return G
+
+
+def _coarse_weights(scale):
+    """The rows' values in the coarse vectors of a system of row scale
+    ``scale``: ``1 / s`` (0 where ``s`` is 0), the vector that the graph's
+    part ``D_s W D_s`` of the system maps to itself."""
+    weights = np.zeros(scale.shape, dtype=np.float64)
+    np.divide(1.0, scale, out=weights, where=scale > 0)
+    return weights
 
 
 class _StageClock:
@@ -680,6 +690,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         )
         system = dict(zip(("A", "B", "s", "pattern"), system))
         row_scale = system.pop("s")
+        self._coarse = self._coarse_space(perm, row_scale)
         clock.lap("graph", f"{W.nnz} stored entries")
         self.n_iter_ = 0
         mining = _Mining(
@@ -705,7 +716,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             n_iter = self.n_iter_ - n_iter
             clock.lap("mixed_solve", f"{n_iter} iterations", n_iter)
         system.clear()  # free the systems before the outputs
-        del self._fit_kernels
+        del self._fit_kernels, self._coarse
         if isinstance(Wdis, _OnGraph):
             Wdis = Wdis.tocsr()
         G = mining.finish(G, orphan)
@@ -768,6 +779,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         return classes, y_index
 
     def _build_graph(self, X, n_neighbors, precomputed, clock):
+        self._cells = None
         if precomputed:
             A = check_precomputed_graph(X)
             self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
@@ -780,6 +792,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         )
         self.n_neighbors_, self.knn_backend_ = k, backend
         self._index, self._zero_rows = index, zero
+        # the cells of an inverted-file search aggregate the rows of the
+        # solves' coarse space (see _coarse_space); the index drops them
+        self._cells = getattr(index, "cells_", None)
+        if self._cells is not None:
+            index.cells_ = None
         clock.lap("neighbors", f"{k} neighbours with {backend!r}")
         A, knn = assemble_affinity(
             sim, idx, zero, self.kernel, self.gamma, adjacency=self._needs_knn()
@@ -795,7 +812,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         small = W.shape[0] * n_classes * 4 <= _solvers._CACHE_BYTES
         if precomputed or small or is_cuda(self._device):
             return None
-        return locality_order(X, W, random_state=self.random_state)
+        perm = locality_order(X, W, random_state=self.random_state)
+        if self._cells is not None:
+            # the coarse space's cells contiguous (see _coarse_space)
+            perm = group_cells(perm, self._cells)
+        return perm
 
     def _needs_knn(self):
         """Whether the negatives need the boolean kNN adjacency (MoM)."""
@@ -830,8 +851,14 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         loose = tol >= _solvers._SINGLE_ONLY_TOL
         return np.float32 if self._single() and loose else np.float64
 
-    def _cg(self, A, B, x0=None, overwrite_x0=False, tol=None):
+    def _cg(self, A, B, x0=None, overwrite_x0=False, tol=None, scale=None):
+        """:func:`block_cg` with the fit's settings; ``scale`` is the row
+        scale of ``A`` when it is not that of the base system (a cut
+        graph's degrees), for the coarse space."""
         single = self._single()
+        coarse = getattr(self, "_coarse", None)
+        if coarse is not None and scale is not None:
+            coarse = coarse.reweighted(_coarse_weights(scale))
         result = block_cg(
             A,
             B,
@@ -844,9 +871,29 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             verbose=max(self.verbose - 1, 0),
             reorder=self._solve_reorder,
             overwrite_x0=overwrite_x0,
+            coarse=coarse,
         )
         self.n_iter_ += result.n_iter
         return result
+
+    def _coarse_space(self, perm, row_scale):
+        """The coarse space of the solves' two-level preconditioner (see
+        :class:`~._solvers.CoarseSpace`), or None (Jacobi alone).
+
+        Its aggregates are the cells of the inverted-file neighbour search
+        (spherical k-means, about ``2 sqrt(n)`` cells), found only by the
+        approximate faiss search of large fits: compact clusters of rows,
+        on which the slow modes of the propagation are nearly constant.
+        Each row's value in its cell's coarse vector is ``1 / s``, the
+        inverse of the row scale (``sqrt(degree)`` for the normalised
+        Laplacian, 1 for the combinatorial one): the vector that the
+        product with the graph's part of the system leaves unchanged."""
+        cells, self._cells = self._cells, None
+        if cells is None:
+            return None
+        if perm is not None:
+            cells = cells[perm]
+        return _solvers.CoarseSpace(cells, _coarse_weights(row_scale))
 
     def _base_system(
         self, W, y_index, labeled, orphan, *, values=None, degree=None,
@@ -990,14 +1037,17 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             if not keep and self._graph_residuals():
                 # the final solve: float32 values, float64 residuals from the
                 # graph and the shares (no float64 copy of the system)
+                scale, diagonal = self._system_terms(degree, mining.labeled, orphan)
                 A = self._graph_system(
-                    W, Wdis.shares, cut, *self._system_terms(degree, mining.labeled, orphan),
+                    W, Wdis.shares, cut, scale, diagonal,
                     system["pattern"], out=base.data if base.dtype == np.float32 else None,
                 )
                 del base, cut
-                return self._cg(A, system["B"], x0=F, overwrite_x0=True, tol=tol).X, orphan
+                return self._cg(
+                    A, system["B"], x0=F, overwrite_x0=True, tol=tol, scale=scale
+                ).X, orphan
             dtype = self._system_dtype(tol)
-            A, B, _, _ = self._base_system(
+            A, B, scale, _ = self._base_system(
                 W, mining.y_index, mining.labeled, orphan, values=cut,
                 degree=degree, pattern=system["pattern"], B=system["B"],
                 out=base.data if base.dtype == dtype else None, dtype=dtype,
@@ -1006,7 +1056,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             if keep:
                 system["A"] = A
                 mining.base_replaced = True
-            return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol).X, orphan
+            return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol, scale=scale).X, orphan
         if isinstance(Wdis, _OnGraph):
             Wdis = Wdis.tocsr()
         if self.dissimilarity_loss == "cut":
@@ -1014,11 +1064,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
                 system.pop("A", None)
             W_cut = _cut_graph(W, Wdis, self.beta)
             orphan = self._unlabeled_components(W_cut, mining.labeled)
-            A, B, _, _ = self._base_system(
+            A, B, scale, _ = self._base_system(
                 W_cut, mining.y_index, mining.labeled, orphan
             )
             del W_cut
-            return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol).X, orphan
+            return self._cg(A, B, x0=F, overwrite_x0=True, tol=tol, scale=scale).X, orphan
         dis_degree = sp.diags(np.asarray(Wdis.sum(axis=1)).ravel())
         sign = 1.0 if self.dissimilarity_loss == "mixed" else -1.0
         Q = dis_degree + sign * Wdis  # signless Laplacian, or Ldis for LPDR

@@ -406,9 +406,21 @@ class _HostBlocks:
         rr_rz = self.colsum(self.map(fn), (2, R.shape[1]))
         return rr_rz[0], rr_rz[1]
 
-    def direction(self, P, R, beta):
-        """``P = D^-1 R + beta P``."""
+    def direction(self, P, R, beta, coarse=None):
+        """``P = D^-1 R + beta P``; with ``coarse`` (a :class:`_CoarseSolve`
+        and its coarse solution ``Y``, compiled kernels only), plus the
+        prolongation of ``Y``."""
         beta = beta.astype(self.dtype)
+        if coarse is not None:
+            solve, Y = coarse
+            b, d, space = self.bounds, self.inv_diag_flat, solve.space
+            Y = _flush_subnormal(np.ascontiguousarray(Y, dtype=self.dtype))
+            self.map_groups(
+                lambda first, last: self.kernels.cg_direction_coarse(
+                    P, R, beta, d, Y, space.aggregates, space.weights, b[first], b[last]
+                )
+            )
+            return
         if self.kernels is not None:
             b, d = self.bounds, self.inv_diag_flat
             self.map_groups(
@@ -747,7 +759,252 @@ class _Operator:
         return np.sqrt(self.blocks.colsum(self.blocks.map(fn), S.shape[1]))
 
 
-def _cg(op, R, target, max_iter, progress, refresh=None, out=None):
+class CoarseSpace:
+    """The coarse space of a two-level preconditioner for :func:`block_cg`.
+
+    Jacobi preconditioning removes the spread of the diagonal, but not the
+    slow modes of a graph system: vectors that are nearly constant over a
+    well-connected cluster of rows (for the normalised Laplacian, nearly
+    proportional to the square root of the degree there), which a product
+    with ``A`` moves by a tiny amount, so that conjugate gradient needs many
+    iterations to resolve them. A coarse space made of such vectors, one
+    per aggregate of rows, removes them: with ``Q`` the ``n x m`` matrix
+    whose column ``a`` holds ``weights[i]`` on the rows ``i`` of aggregate
+    ``a`` (zero elsewhere), the preconditioner is
+
+    ``M^-1 = D^-1 + Q (Q^T A Q)^-1 Q^T``
+
+    (additive two-level; symmetric positive definite whenever ``A`` is, so
+    CG converges to the same solution). Each iteration adds a restriction
+    ``Q^T R`` (one read of the residual), an ``m x m`` triangular solve per
+    column, and a prolongation into the search direction; ``Q^T A Q`` is
+    formed once per matrix, in one pass over its stored entries, and
+    factored by Cholesky. Compact aggregates (k-means cells of the rows,
+    e.g. the inverted lists of an approximate neighbour search) work;
+    aggregates that straddle clusters do not help.
+
+    Parameters
+    ----------
+    aggregates : array-like of shape (n,)
+        Aggregate of each row, non-negative integers (relabelled to ``0 ..
+        m - 1`` in increasing order; empty labels are dropped).
+    weights : array-like of shape (n,), default=None
+        The value of each row in its aggregate's coarse vector; ones when
+        None. A row of weight 0 is in no coarse vector.
+    """
+
+    def __init__(self, aggregates, weights=None):
+        aggregates = np.asarray(aggregates)
+        if aggregates.ndim != 1 or not np.issubdtype(aggregates.dtype, np.integer):
+            raise ValueError("aggregates must be a 1-D array of integers.")
+        if aggregates.size and aggregates.min() < 0:
+            raise ValueError("aggregates must be non-negative.")
+        labels, self.aggregates = np.unique(aggregates, return_inverse=True)
+        self.n_aggregates = labels.size
+        if weights is None:
+            weights = np.ones(aggregates.size)
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != aggregates.shape or not np.isfinite(weights).all():
+            raise ValueError(
+                "weights must be finite, one per row of aggregates; got shape "
+                f"{weights.shape} for {aggregates.shape[0]} rows."
+            )
+        self.weights = weights
+
+    def permuted(self, perm):
+        """The same space for the rows in the order ``perm``."""
+        return self._with(self.aggregates[perm], self.weights[perm])
+
+    def reweighted(self, weights):
+        """The same aggregates with new ``weights``."""
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != self.weights.shape or not np.isfinite(weights).all():
+            raise ValueError("weights must be finite, one per row.")
+        return self._with(self.aggregates, weights)
+
+    def _with(self, aggregates, weights):
+        out = object.__new__(CoarseSpace)
+        out.aggregates, out.weights = aggregates, weights
+        out.n_aggregates = self.n_aggregates
+        return out
+
+    def operator(self, A, kernels=None):
+        """``Q^T A Q`` (dense, float64) of a sparse ``A`` on these rows (one
+        compiled pass with ``kernels``, numpy's bincount otherwise)."""
+        A = sp.csr_matrix(A)
+        m, agg, w = self.n_aggregates, self.aggregates, self.weights
+        if kernels is not None:
+            coarse = np.zeros((m, m))
+            kernels.coarse_operator(A.indptr, A.indices, A.data, agg, w, coarse)
+            return 0.5 * (coarse + coarse.T)
+        coarse = np.zeros(m * m)
+        # rows in spans of about `step` stored entries, so that the index
+        # arrays stay small; each span's bincount is an m x m array, so a
+        # span holds at least m^2 entries
+        step = max(2**22, m * m)
+        bounds = np.searchsorted(A.indptr, np.arange(0, A.nnz, step), side="right") - 1
+        bounds = np.unique(np.r_[bounds, A.shape[0]])
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            lo, hi = A.indptr[start], A.indptr[stop]
+            i = np.repeat(np.arange(start, stop), np.diff(A.indptr[start : stop + 1]))
+            j = A.indices[lo:hi]
+            values = w[i] * A.data[lo:hi] * w[j]
+            coarse += np.bincount(agg[i] * m + agg[j], weights=values, minlength=m * m)
+        coarse = coarse.reshape(m, m)
+        return 0.5 * (coarse + coarse.T)
+
+    def factor(self, A, kernels=None):
+        """The :class:`_CoarseSolve` of ``A``, or None where ``Q^T A Q`` is
+        not numerically positive definite (then Jacobi alone is used)."""
+        from scipy.linalg import LinAlgError, cho_factor
+
+        coarse = self.operator(A, kernels)
+        if not np.isfinite(coarse).all():
+            return None
+        try:
+            factor = cho_factor(coarse, lower=True, check_finite=False)
+        except LinAlgError:
+            return None
+        if not np.all(np.diag(factor[0]) > 1e-12 * np.sqrt(np.abs(coarse).max())):
+            return None
+        return _CoarseSolve(self, factor)
+
+
+class _CoarseSolve:
+    """The coarse correction of one matrix: restriction ``C = Q^T R``, the
+    coarse solution ``Y = (Q^T A Q)^-1 C`` and its prolongation ``P += Q
+    Y``, on numpy arrays (by the row chunks of the host blocks, in chunk
+    order: the same result on any number of threads) or torch tensors."""
+
+    def __init__(self, space, factor):
+        self.space, self.factor = space, factor
+        self._chunks = {}
+        # the rows of each aggregate, for the compiled restriction
+        self.rows = np.argsort(space.aggregates, kind="stable")
+        self.ptr = np.r_[0, np.cumsum(np.bincount(space.aggregates, minlength=space.n_aggregates))]
+
+    def _pieces(self, blocks):
+        """Per row chunk of ``blocks``: the aggregates present in the chunk
+        and the restriction's sparse ``(aggregates x rows)`` matrix."""
+        key = blocks.bounds.tobytes()
+        if key not in self._chunks:
+            space, b = self.space, blocks.bounds
+            pieces = []
+            for i in range(len(b) - 1):
+                rows = slice(b[i], b[i + 1])
+                present, local = np.unique(space.aggregates[rows], return_inverse=True)
+                pieces.append((present, sp.csr_matrix(
+                    (space.weights[rows], (local, np.arange(local.size))),
+                    shape=(present.size, local.size),
+                )))
+            self._chunks = {key: pieces}
+        return self._chunks[key]
+
+    def solve(self, blocks, R):
+        """``(Y, rz)``: the coarse solution of the residual ``R`` and its
+        share ``C^T Y`` of each column's ``R^T M^-1 R``."""
+        from scipy.linalg import cho_solve
+
+        if isinstance(R, np.ndarray) and blocks.kernels is not None:
+            m = self.space.n_aggregates
+            C = np.empty((m, R.shape[1]))
+            cuts = np.linspace(0, m, blocks.n_threads + 1).astype(np.int64)
+            spans = list(zip(cuts[:-1], cuts[1:]))
+
+            def restrict(span):
+                blocks.kernels.coarse_restrict(
+                    R, self.rows, self.ptr, self.space.weights, span[0], span[1], C
+                )
+
+            if blocks.pool is None:
+                for span in spans:
+                    restrict(span)
+            else:
+                for _ in blocks.pool.map(restrict, spans):
+                    pass
+        elif isinstance(R, np.ndarray):
+            pieces = self._pieces(blocks)
+            C = np.zeros((self.space.n_aggregates, R.shape[1]))
+            # the rows of a chunk fall into few aggregates: each chunk's
+            # partial sums are small, and they are added in chunk order
+            for (present, _), part in zip(
+                pieces, blocks.map(lambda i, s, t: pieces[i][1] @ R[s])
+            ):
+                C[present] += part
+        else:
+            C = self._torch_restrict(R)
+        Y = np.ascontiguousarray(cho_solve(self.factor, C, check_finite=False))
+        return Y, np.einsum("ij,ij->j", C, Y)
+
+    def prolong(self, blocks, P, Y):
+        """``P += Q Y``."""
+        space = self.space
+        if isinstance(P, np.ndarray):
+            Y = np.ascontiguousarray(Y, dtype=P.dtype)
+
+            def fn(i, s, t):
+                np.multiply(Y[space.aggregates[s]], space.weights[s, None], out=t)
+                P[s] += t
+
+            blocks.map(fn)
+            return
+        torch = blocks.torch
+        agg, w = self._torch_terms(P)
+        Yt = torch.from_numpy(Y).to(P.device, P.dtype)
+        for lo in range(0, P.shape[0], _TORCH_CHUNK_ROWS):
+            hi = lo + _TORCH_CHUNK_ROWS
+            P[lo:hi].addcmul_(Yt[agg[lo:hi]], w[lo:hi, None])
+
+    def _torch_terms(self, like):
+        import torch
+
+        cached = getattr(self, "_torch", None)
+        if cached is None or cached[0].device != like.device or cached[1].dtype != like.dtype:
+            agg = torch.from_numpy(self.space.aggregates.astype(np.int64)).to(like.device)
+            w = torch.from_numpy(self.space.weights).to(like.device, like.dtype)
+            self._torch = cached = (agg, w)
+        return cached
+
+    def _torch_restrict(self, R):
+        import torch
+
+        agg, w = self._torch_terms(R)
+        C = torch.zeros((self.space.n_aggregates, R.shape[1]), dtype=torch.float64, device=R.device)
+        for lo in range(0, R.shape[0], _TORCH_CHUNK_ROWS):
+            hi = lo + _TORCH_CHUNK_ROWS
+            C.index_add_(0, agg[lo:hi], (R[lo:hi] * w[lo:hi, None]).double())
+        return C.cpu().numpy()
+
+
+@contextlib.contextmanager
+def _one_blas_thread(coarse):
+    """BLAS held to one thread while a coarse correction is in use: its
+    small triangular solves gain nothing from threads, and the threads of
+    a multithreaded BLAS keep spinning after each call, taking the cores
+    from the products that follow (measured 1.5-2x slower products)."""
+    if coarse is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def _flush_subnormal(Y):
+    """``Y`` with its subnormal entries set to zero, in place: a coarse
+    solution spreads each column over every aggregate, most of them far
+    from the column's sources, and products with subnormal numbers run
+    many times slower than with normal ones."""
+    Y[np.abs(Y) < np.finfo(Y.dtype).eps * np.abs(Y).max(axis=0)] = 0
+    return Y
+
+
+# Rows per torch operation of the coarse correction (bounded temporaries).
+_TORCH_CHUNK_ROWS = 2**16
+
+
+def _cg(op, R, target, max_iter, progress, refresh=None, out=None, coarse=None):
     """Jacobi-preconditioned CG on ``A E = R`` from ``E = 0``, all columns at
     once (the recurrences of Hestenes and Stiefel, column by column).
 
@@ -763,6 +1020,9 @@ def _cg(op, R, target, max_iter, progress, refresh=None, out=None):
     by ``_REFRESH`` since the last call, when the recurrence residuals all
     reach ``target``, and at ``max_iter``.
 
+    ``coarse`` (a :class:`_CoarseSolve`) adds its coarse correction to the
+    Jacobi preconditioner (two-level).
+
     Returns ``(E, n_iter, ||R||, stalled)``; ``stalled`` means the true
     residual no longer follows the recurrence (the working precision cannot
     reach ``target``).
@@ -770,8 +1030,27 @@ def _cg(op, R, target, max_iter, progress, refresh=None, out=None):
     blocks = op.blocks
     E = blocks.zeros(R.shape) if out is None else out
     P, AP = blocks.zeros(R.shape), blocks.zeros(R.shape)
-    rr, rz = blocks.norms(R)
-    blocks.direction(P, R, np.zeros(R.shape[1]))  # P = D^-1 R
+
+    def precondition_norms():
+        """``(sum R^2, R^T M^-1 R)`` per column, and the coarse solution."""
+        rr, rz = blocks.norms(R)
+        if coarse is None:
+            return rr, rz, None
+        Y, rz_coarse = coarse.solve(blocks, R)
+        return rr, rz + rz_coarse, Y
+
+    def new_direction(beta, Y):
+        """``P = M^-1 R + beta P``."""
+        if Y is None:
+            blocks.direction(P, R, beta)
+        elif getattr(blocks, "kernels", None) is not None:
+            blocks.direction(P, R, beta, coarse=(coarse, Y))  # fused
+        else:
+            blocks.direction(P, R, beta)
+            coarse.prolong(blocks, P, Y)
+
+    rr, rz, Y = precondition_norms()
+    new_direction(np.zeros(R.shape[1]), Y)  # P = M^-1 R
     norm = np.sqrt(rr)
     last, last_iter, strikes = norm, 0, 0
     n_iter = 0
@@ -789,7 +1068,7 @@ def _cg(op, R, target, max_iter, progress, refresh=None, out=None):
         ):
             moving, claimed = last > target, norm  # columns that took steps
             norm = refresh(E, R)
-            rr, rz = blocks.norms(R)
+            rr, rz, _ = precondition_norms()
             # Each column that took steps must have a true residual close to
             # its recurrence, or at least halved, or at target. Twice in a
             # row not, or a true residual that grew: the working precision
@@ -814,8 +1093,11 @@ def _cg(op, R, target, max_iter, progress, refresh=None, out=None):
         # frozen columns take zero steps; where() keeps 0 / 0 away from them
         alpha = np.where(active, rz / np.where(active, pAp, 1.0), 0.0)
         rr, rz_new = blocks.step(E, R, P, AP, alpha)
+        if coarse is not None:
+            Y, rz_coarse = coarse.solve(blocks, R)
+            rz_new = rz_new + rz_coarse
         beta = np.where(active, rz_new / np.where(active, rz, 1.0), 0.0)
-        blocks.direction(P, R, beta)
+        new_direction(beta, Y)
         rz = rz_new
         norm = np.sqrt(rr)
         n_iter += 1
@@ -888,8 +1170,9 @@ def block_cg(
     overwrite_x0=False,
     kernel="auto",
     working_memory=None,
+    coarse=None,
 ):
-    """Jacobi-preconditioned conjugate gradient on all columns of ``B``.
+    """Preconditioned conjugate gradient on all columns of ``B``.
 
     Each column runs its own CG recurrence, but all columns share one
     sparse-matrix x dense-block product per iteration. A column stops
@@ -1009,18 +1292,25 @@ def block_cg(
         # product now sit close together in memory
         A, B, diag = sp.csr_matrix(A)[perm][:, perm], B.permuted(perm), diag[perm]
         x0 = None if x0 is None else np.asarray(x0)[perm]
-    with _torch_threads(solver, device, n_threads):
+        coarse = None if coarse is None or coarse.aggregates.shape[0] != A.shape[0] else coarse.permuted(perm)
+    if coarse is not None:
+        if coarse.aggregates.shape[0] != A.shape[0]:
+            raise ValueError(
+                f"coarse has {coarse.aggregates.shape[0]} rows, A has {A.shape[0]}."
+            )
+        coarse = coarse.factor(A, kernels)
+    with _torch_threads(solver, device, n_threads), _one_blas_thread(coarse):
         if passes == 1:
             X, n_iter, residuals, note = _solve(
                 A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
                 progress, overwrite_x0=overwrite_x0 and perm is None, kernels=kernels,
-                graph=graph,
+                graph=graph, coarse=coarse,
             )
         else:
             X, n_iter, residuals, note = _solve_in_passes(
                 A, B, x0, 1.0 / diag, tol, max_iter, solver, device, dtype, n_threads,
                 progress, width, overwrite_x0=overwrite_x0,
-                kernels=kernels, graph=graph,
+                kernels=kernels, graph=graph, coarse=coarse,
             )
     progress.close()
     if perm is not None:
@@ -1066,7 +1356,7 @@ def _pick_kernels(kernel, solver, work):
 
 def _solve_in_passes(
     A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress,
-    width, overwrite_x0=False, kernels=None, graph=None,
+    width, overwrite_x0=False, kernels=None, graph=None, coarse=None,
 ):
     """:func:`_solve` on ``width`` columns of ``B`` at a time; the solution
     of each pass goes into ``x0`` with ``overwrite_x0`` (in its dtype), else
@@ -1089,7 +1379,7 @@ def _solve_in_passes(
         X[:, cols], passed, residuals[cols], note = _solve(
             A, B.columns(cols), warm, inv_diag, tol, max_iter, solver, device,
             dtype, n_threads, progress, overwrite_x0=True, kernels=kernels,
-            graph=graph,
+            graph=graph, coarse=coarse,
         )
         del warm
         n_iter = max(n_iter, passed)
@@ -1100,7 +1390,7 @@ def _solve_in_passes(
 
 def _solve(
     A, B, x0, inv_diag, tol, max_iter, solver, device, dtype, n_threads, progress,
-    overwrite_x0=False, kernels=None, graph=None,
+    overwrite_x0=False, kernels=None, graph=None, coarse=None,
 ):
     """:func:`block_cg` without the reporting: returns ``(X, n_iter,
     residuals, note)``, ``X`` a numpy array (float64, or float32 for a
@@ -1126,7 +1416,7 @@ def _solve(
             X = op.blocks.asarray(x0, copy=not overwrite_x0)
             op.residual(B, X, out=R)
         # the steps go straight into the warm start (no block of increments)
-        X, n_iter, norm, _ = _cg(op, R, target, max_iter, progress, out=X)
+        X, n_iter, norm, _ = _cg(op, R, target, max_iter, progress, out=X, coarse=coarse)
         if check:
             # the true residual, in the working precision
             norm = op.residual_into(S, X, R)
@@ -1167,7 +1457,7 @@ def _solve(
             return exact.residual_into(S, X, R)
 
         _, n_iter, norm, stalled = _cg(
-            op, R, target, max_iter - first, progress, refresh, out=X
+            op, R, target, max_iter - first, progress, refresh, out=X, coarse=coarse
         )
         n_iter += first
         if not stalled:
