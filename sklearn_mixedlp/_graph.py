@@ -1089,35 +1089,6 @@ def permute_symmetric(M, perm):
     return M
 
 
-def group_cells(perm, cells):
-    """The row order ``perm`` with the rows of each cell made contiguous.
-
-    Cells follow one another in the order of the mean position of their
-    rows in ``perm``; inside a cell the rows keep their order in ``perm``.
-    With compact cells (the inverted lists of the neighbour search) the
-    order stays about as local, and a sum or a broadcast over the rows of
-    each cell (the coarse correction of the solves) reads memory in
-    order.
-
-    Parameters
-    ----------
-    perm : ndarray of shape (n_samples,)
-        A row order (``perm[i]``: the original index of the ``i``-th row).
-    cells : ndarray of shape (n_samples,)
-        The cell of each row, in the original order.
-
-    Returns
-    -------
-    perm : ndarray of shape (n_samples,)
-        The new order.
-    """
-    position = np.empty(perm.size, dtype=np.float64)
-    position[perm] = np.arange(perm.size)
-    counts = np.bincount(cells)
-    mean = np.bincount(cells, weights=position) / np.maximum(counts, 1)
-    return np.lexsort((position, cells, mean[cells]))
-
-
 def locality_order(X, W, random_state=None):
     """A row order that keeps the neighbours of each row close in memory.
 

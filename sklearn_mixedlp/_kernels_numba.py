@@ -186,20 +186,16 @@ def coarse_operator(indptr, indices, data, agg, w, out):
 
 
 @jit
-def coarse_restrict(R, rows, ptr, w, first, last, C):
-    """``C[a] = sum_i w_i R[i]`` over the rows ``i`` of aggregate ``a``
-    (``rows[ptr[a]:ptr[a + 1]]``), for ``a`` in ``first .. last - 1``, in
-    float64: each aggregate summed in one fixed order, whatever the thread
-    that takes it."""
+def coarse_restrict(R, agg, w, start, stop, C):
+    """``C[agg_i] += w_i R[i]`` for the rows ``i`` in ``start .. stop - 1``,
+    in row order (float64; ``C`` zeroed by the caller): ``R`` is read
+    once, in order, and ``C`` (one row per aggregate) stays in cache."""
     n_cols = R.shape[1]
-    for a in range(first, last):
+    for i in range(start, stop):
+        a = agg[i]
+        wi = w[i]
         for c in range(n_cols):
-            C[a, c] = 0.0
-        for p in range(ptr[a], ptr[a + 1]):
-            i = rows[p]
-            wi = w[i]
-            for c in range(n_cols):
-                C[a, c] += wi * np.float64(R[i, c])
+            C[a, c] += wi * np.float64(R[i, c])
 
 
 @jit

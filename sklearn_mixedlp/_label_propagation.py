@@ -29,7 +29,6 @@ from ._graph import (
     assemble_affinity,
     auto_neighbors,
     check_precomputed_graph,
-    group_cells,
     knn_affinity,
     l2_normalize,
     l2_normalize_quiet,
@@ -812,11 +811,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         small = W.shape[0] * n_classes * 4 <= _solvers._CACHE_BYTES
         if precomputed or small or is_cuda(self._device):
             return None
-        perm = locality_order(X, W, random_state=self.random_state)
-        if self._cells is not None:
-            # the coarse space's cells contiguous (see _coarse_space)
-            perm = group_cells(perm, self._cells)
-        return perm
+        return locality_order(X, W, random_state=self.random_state)
 
     def _needs_knn(self):
         """Whether the negatives need the boolean kNN adjacency (MoM)."""

@@ -879,9 +879,6 @@ class _CoarseSolve:
     def __init__(self, space, factor):
         self.space, self.factor = space, factor
         self._chunks = {}
-        # the rows of each aggregate, for the compiled restriction
-        self.rows = np.argsort(space.aggregates, kind="stable")
-        self.ptr = np.r_[0, np.cumsum(np.bincount(space.aggregates, minlength=space.n_aggregates))]
 
     def _pieces(self, blocks):
         """Per row chunk of ``blocks``: the aggregates present in the chunk
@@ -906,22 +903,26 @@ class _CoarseSolve:
         from scipy.linalg import cho_solve
 
         if isinstance(R, np.ndarray) and blocks.kernels is not None:
-            m = self.space.n_aggregates
-            C = np.empty((m, R.shape[1]))
-            cuts = np.linspace(0, m, blocks.n_threads + 1).astype(np.int64)
-            spans = list(zip(cuts[:-1], cuts[1:]))
+            # partial sums over a fixed split of the rows, added in order:
+            # the same result on any number of threads
+            cuts = np.linspace(0, R.shape[0], _RESTRICT_PARTS + 1).astype(np.int64)
+            parts = np.zeros((_RESTRICT_PARTS, self.space.n_aggregates, R.shape[1]))
 
-            def restrict(span):
+            def restrict(part):
                 blocks.kernels.coarse_restrict(
-                    R, self.rows, self.ptr, self.space.weights, span[0], span[1], C
+                    R, self.space.aggregates, self.space.weights,
+                    cuts[part], cuts[part + 1], parts[part],
                 )
 
             if blocks.pool is None:
-                for span in spans:
-                    restrict(span)
+                for part in range(_RESTRICT_PARTS):
+                    restrict(part)
             else:
-                for _ in blocks.pool.map(restrict, spans):
+                for _ in blocks.pool.map(restrict, range(_RESTRICT_PARTS)):
                     pass
+            C = parts[0]
+            for part in parts[1:]:
+                C += part
         elif isinstance(R, np.ndarray):
             pieces = self._pieces(blocks)
             C = np.zeros((self.space.n_aggregates, R.shape[1]))
@@ -999,6 +1000,10 @@ def _flush_subnormal(Y):
     Y[np.abs(Y) < np.finfo(Y.dtype).eps * np.abs(Y).max(axis=0)] = 0
     return Y
 
+
+# Fixed parts of the rows of the compiled restriction (each its own
+# partial sums, added in order).
+_RESTRICT_PARTS = 4
 
 # Rows per torch operation of the coarse correction (bounded temporaries).
 _TORCH_CHUNK_ROWS = 2**16
@@ -1298,7 +1303,8 @@ def block_cg(
             raise ValueError(
                 f"coarse has {coarse.aggregates.shape[0]} rows, A has {A.shape[0]}."
             )
-        coarse = coarse.factor(A, kernels)
+        with _one_blas_thread(coarse):
+            coarse = coarse.factor(A, kernels)
     with _torch_threads(solver, device, n_threads), _one_blas_thread(coarse):
         if passes == 1:
             X, n_iter, residuals, note = _solve(

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, _graph, _kernels
 from sklearn_mixedlp import _label_propagation as lp
-from sklearn_mixedlp._graph import group_cells, knn_graph
+from sklearn_mixedlp._graph import knn_graph
 from sklearn_mixedlp._solvers import CoarseSpace, _DeviceBlocks, _HostBlocks, block_cg
 from sklearn_mixedlp.datasets import make_sphere_mixture, mask_labels
 
@@ -145,22 +145,6 @@ def test_coarse_space_rejects_bad_input():
     A, B, _, _ = clustered_system(n=300, n_classes=3)
     with pytest.raises(ValueError, match="coarse has 10 rows"):
         block_cg(A, B, coarse=CoarseSpace(np.arange(10)))
-
-
-def test_group_cells_makes_cells_contiguous_and_keeps_the_order_inside():
-    rng = np.random.default_rng(0)
-    perm = rng.permutation(200)
-    cells = rng.integers(0, 9, size=200)
-    new = group_cells(perm, cells)
-    assert np.array_equal(np.sort(new), np.arange(200))
-    ordered = cells[new]
-    # each cell is one run
-    assert np.count_nonzero(np.diff(ordered)) == np.unique(cells).size - 1
-    position = np.empty(200, dtype=int)
-    position[perm] = np.arange(200)
-    for c in np.unique(cells):
-        run = new[ordered == c]
-        assert np.all(np.diff(position[run]) > 0)
 
 
 @pytest.mark.parametrize("cls", [MixedLabelPropagation, HardNegativeLP])
