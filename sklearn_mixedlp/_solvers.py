@@ -830,13 +830,16 @@ class CoarseSpace:
 
     def operator(self, A, kernels=None):
         """``Q^T A Q`` (dense, float64) of a sparse ``A`` on these rows (one
-        compiled pass with ``kernels``, numpy's bincount otherwise)."""
+        compiled pass with ``kernels``, numpy's bincount otherwise);
+        symmetric up to rounding for a symmetric ``A`` (not symmetrised:
+        the factorisation reads one triangle, and at ten million rows the
+        matrix is a few hundred MB)."""
         A = sp.csr_matrix(A)
         m, agg, w = self.n_aggregates, self.aggregates, self.weights
         if kernels is not None:
             coarse = np.zeros((m, m))
             kernels.coarse_operator(A.indptr, A.indices, A.data, agg, w, coarse)
-            return 0.5 * (coarse + coarse.T)
+            return coarse
         coarse = np.zeros(m * m)
         # rows in spans of about `step` stored entries, so that the index
         # arrays stay small; each span's bincount is an m x m array, so a
@@ -850,8 +853,7 @@ class CoarseSpace:
             j = A.indices[lo:hi]
             values = w[i] * A.data[lo:hi] * w[j]
             coarse += np.bincount(agg[i] * m + agg[j], weights=values, minlength=m * m)
-        coarse = coarse.reshape(m, m)
-        return 0.5 * (coarse + coarse.T)
+        return coarse.reshape(m, m)
 
     def factor(self, A, kernels=None):
         """The :class:`_CoarseSolve` of ``A``, or None where ``Q^T A Q`` is
@@ -859,13 +861,17 @@ class CoarseSpace:
         from scipy.linalg import LinAlgError, cho_factor
 
         coarse = self.operator(A, kernels)
-        if not np.isfinite(coarse).all():
+        diagonal = np.diag(coarse).copy()
+        if not np.isfinite(diagonal).all() or not np.all(diagonal > 0):
             return None
         try:
-            factor = cho_factor(coarse, lower=True, check_finite=False)
+            # the lower triangle, factored in place
+            factor = cho_factor(coarse, lower=True, overwrite_a=True, check_finite=False)
         except LinAlgError:
             return None
-        if not np.all(np.diag(factor[0]) > 1e-12 * np.sqrt(np.abs(coarse).max())):
+        pivots = np.diag(factor[0])
+        # a pivot lost to cancellation: numerically singular
+        if not (np.isfinite(pivots).all() and np.all(pivots > 1e-6 * np.sqrt(diagonal))):
             return None
         return _CoarseSolve(self, factor)
 
