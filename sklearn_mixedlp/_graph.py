@@ -275,7 +275,7 @@ class NeighborIndex:
         _require_dense(V, "faiss")
         V32 = np.ascontiguousarray(V, dtype=np.float32)
         n, d = V32.shape
-        self._probes = self.cells_ = None
+        self._probes = self.cells_ = self.cell_centers_ = None
         with _faiss_threads(faiss, self.n_jobs):
             if n <= self.exact_max_samples:
                 index = faiss.IndexFlatIP(d)
@@ -289,6 +289,7 @@ class NeighborIndex:
                 _add_by_list(faiss, index, V32, self._probes[:, 0])
                 # each row's inverted list: a k-means cell of the rows
                 self.cells_ = self._probes[:, 0].copy()
+                self.cell_centers_ = index.quantizer.reconstruct_n(0, index.nlist)
         self._faiss = index
 
     # -- queries ---------------------------------------------------------
@@ -1089,7 +1090,7 @@ def permute_symmetric(M, perm):
     return M
 
 
-def locality_order(X, W, random_state=None):
+def locality_order(X, W, random_state=None, lists=None):
     """A row order that keeps the neighbours of each row close in memory.
 
     A sparse x dense product ``W @ F`` reads a row of ``F`` for every
@@ -1110,6 +1111,11 @@ def locality_order(X, W, random_state=None):
         The symmetric affinity graph.
     random_state : int, RandomState instance or None, default=None
         Seed of the k-means sample and initialisation.
+    lists : tuple of (ndarray of shape (n_samples,), ndarray), default=None
+        The inverted list of each row and the lists' centroids, from an
+        inverted-file neighbour search. The cells are then unions of whole
+        lists, found by k-means on the centroids weighted by the lists'
+        sizes (no pass over the rows).
 
     Returns
     -------
@@ -1129,6 +1135,19 @@ def locality_order(X, W, random_state=None):
     if n_cells < 2:
         return np.argsort(rank)
     rng = check_random_state(random_state)
+    if lists is not None:
+        # the inverted lists grouped into cells by k-means on their
+        # centroids (weighted by their sizes): each list in one cell
+        list_of_row, centroids = lists
+        sizes = np.bincount(list_of_row, minlength=centroids.shape[0])
+        used = np.flatnonzero(sizes)
+        n_cells = min(n_cells, used.size)
+        kmeans = KMeans(n_cells, n_init=1, max_iter=20, random_state=rng).fit(
+            centroids[used], sample_weight=sizes[used]
+        )
+        cell_of_list = np.zeros(centroids.shape[0], dtype=np.int64)
+        cell_of_list[used] = kmeans.labels_
+        return np.lexsort((rank, cell_of_list[list_of_row]))
     sample = np.sort(rng.choice(n_samples, min(n_samples, 50_000), replace=False))
     V, _ = l2_normalize_quiet(X[sample])
     kmeans = KMeans(n_cells, n_init=1, max_iter=20, random_state=rng).fit(V)

@@ -778,7 +778,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         return classes, y_index
 
     def _build_graph(self, X, n_neighbors, precomputed, clock):
-        self._cells = None
+        self._cells = self._cell_centers = None
         if precomputed:
             A = check_precomputed_graph(X)
             self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
@@ -794,8 +794,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         # the cells of an inverted-file search aggregate the rows of the
         # solves' coarse space (see _coarse_space); the index drops them
         self._cells = getattr(index, "cells_", None)
+        self._cell_centers = getattr(index, "cell_centers_", None)
         if self._cells is not None:
-            index.cells_ = None
+            index.cells_ = index.cell_centers_ = None
         clock.lap("neighbors", f"{k} neighbours with {backend!r}")
         A, knn = assemble_affinity(
             sim, idx, zero, self.kernel, self.gamma, adjacency=self._needs_knn()
@@ -811,7 +812,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         small = W.shape[0] * n_classes * 4 <= _solvers._CACHE_BYTES
         if precomputed or small or is_cuda(self._device):
             return None
-        return locality_order(X, W, random_state=self.random_state)
+        lists = None if self._cells is None else (self._cells, self._cell_centers)
+        self._cell_centers = None
+        return locality_order(X, W, random_state=self.random_state, lists=lists)
 
     def _needs_knn(self):
         """Whether the negatives need the boolean kNN adjacency (MoM)."""
@@ -883,7 +886,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         inverse of the row scale (``sqrt(degree)`` for the normalised
         Laplacian, 1 for the combinatorial one): the vector that the
         product with the graph's part of the system leaves unchanged."""
-        cells, self._cells = self._cells, None
+        cells, self._cells, self._cell_centers = self._cells, None, None
         if cells is None:
             return None
         if perm is not None:

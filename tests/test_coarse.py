@@ -168,7 +168,8 @@ def test_fit_with_inverted_lists_uses_the_coarse_space(monkeypatch, cls):
     monkeypatch.setattr(lp._BaseMixedLP, "_coarse_space", spy)
     two = cls(knn_backend="faiss", random_state=0, tol=1e-8).fit(X, y_train)
     assert used == [True]
-    assert not hasattr(two, "_coarse") and two._cells is None  # nothing kept
+    # nothing kept
+    assert not hasattr(two, "_coarse") and two._cells is None and two._cell_centers is None
 
     def no_coarse(self, perm, row_scale):
         self._cells = None
@@ -187,3 +188,22 @@ def test_fit_with_inverted_lists_uses_the_coarse_space(monkeypatch, cls):
 
 
 _NeighborIndex = _graph.NeighborIndex
+
+
+def test_locality_order_from_inverted_lists_keeps_whole_lists_in_a_cell():
+    """Given the inverted lists, the cells of the locality order are unions
+    of whole lists, grouped by the lists' centroids: with four lists that
+    cut across four clusters and four cells, each list is one run (the
+    rows alone would group the clusters)."""
+    n = 4 * _graph._CELL_ROWS
+    X, y = make_sphere_mixture(n, n_classes=4, random_state=0)
+    W = knn_graph(X, 10, random_state=0)
+    W = (W + W.T).tocsr()
+    rng = np.random.default_rng(0)
+    list_of_row = np.argmax(X @ rng.normal(size=(X.shape[1], 4)), axis=1)
+    centroids = np.array([X[list_of_row == c].mean(axis=0) for c in range(4)])
+    perm = _graph.locality_order(X, W, random_state=0, lists=(list_of_row, centroids))
+    assert np.array_equal(np.sort(perm), np.arange(n))
+    assert np.count_nonzero(np.diff(list_of_row[perm])) == 3
+    rows_only = _graph.locality_order(X, W, random_state=0)
+    assert np.count_nonzero(np.diff(list_of_row[rows_only])) > 100
