@@ -214,21 +214,51 @@ def edge_cosines(indptr, indices, U, out, start, stop):
 
 @jit
 def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature,
-                     weighted, out, start, stop):
+                     weighted, out, start, stop, mirror):
     """``out[p] = w[p] (1 - exp(-(d + view_weight q) / temperature))`` for
     the stored entries ``p`` of rows ``start .. stop - 1`` (without the
     factor ``w[p]`` unless ``weighted``), with ``d = 1 - <Pn_i, Pn_j>`` and
     ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless ``use_q``), the
-    disagreement clipped at 0; the dot products in float64."""
+    disagreement clipped at 0; the dot products in float64. With
+    ``mirror`` (a symmetric pattern with sorted indices), see
+    :func:`_mirror_of`: each edge is computed once, by its upper entry."""
     n_p = Pn.shape[1]
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
+            m = -1
+            if mirror:
+                m = _mirror_of(indptr, indices, i, j)
+                if m >= 0 and j < i:
+                    continue  # written from row j
             s = 0.0
             for c in range(n_p):
                 s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
             share = _agreement_share(1.0 - s, Qn, i, j, use_q, view_weight, temperature)
             out[p] = w[p] * share if weighted else share
+            if m >= 0 and j > i:
+                out[m] = w[m] * share if weighted else share
+
+
+@jit
+def _mirror_of(indptr, indices, i, j):
+    """The position of the stored entry ``(j, i)`` (binary search in row
+    ``j``'s sorted indices), or -1: an edge's two entries get one value,
+    computed from the upper one, and an entry without a mirror is
+    computed from its own row (threads over rows never write the same
+    entry)."""
+    if i == j:
+        return -1
+    lo, hi = indptr[j], indptr[j + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < i:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < indptr[j + 1] and indices[lo] == i:
+        return lo
+    return -1
 
 
 @jit
@@ -286,16 +316,23 @@ def distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j):
 @jit
 def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, uniform2,
                           scale, Qn, use_q, view_weight, temperature, weighted,
-                          out, start, stop):
+                          out, start, stop, mirror):
     """:func:`agreement_values` with the unit rows ``Pn`` of the class
     distributions read from the propagated scores ``G`` (see
     :func:`distribution_dot`): no ``n x C`` block of unit rows."""
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
+            m = -1
+            if mirror:
+                m = _mirror_of(indptr, indices, i, j)
+                if m >= 0 and j < i:
+                    continue  # written from row j
             d = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
             share = _agreement_share(d, Qn, i, j, use_q, view_weight, temperature)
             out[p] = w[p] * share if weighted else share
+            if m >= 0 and j > i:
+                out[m] = w[m] * share if weighted else share
 
 
 @jit

@@ -295,11 +295,14 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     ``[0, 1]``, as float32 (half the memory; a fully cut edge is exactly
     1, so its cut affinity is exactly 0).
 
-    Both triangles are computed, each entry from its own row: ``(i, j)``
-    and ``(j, i)`` multiply the same numbers in the same order, so the
-    result is exactly symmetric. With the compiled kernels (numba) each
-    row's neighbours are read in place, on all cores; without, the edges
-    are taken in chunks of rows with numpy.
+    The result is exactly symmetric. With the compiled kernels (numba)
+    each row's neighbours are read in place, on all cores, and on a
+    pattern with sorted indices each edge is computed once, from its
+    upper entry, and written to both (its lower entry found by a binary
+    search: half the row reads of both triangles); without, the edges are
+    taken in chunks of rows with numpy, both triangles, each entry from
+    its own row (``(i, j)`` and ``(j, i)`` multiply the same numbers in
+    the same order).
     """
     values = np.empty(W.nnz, dtype=np.float32 if shares else np.float64)
     if W.nnz == 0:
@@ -310,17 +313,18 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
         Q = Qn if Qn is not None else np.zeros((Pn.shape[0], 0), dtype=np.float32)
         w = np.ascontiguousarray(W.data, dtype=np.float64)
         args = (float(view_weight), float(temperature), not shares, values)
+        mirror = bool(W.has_sorted_indices)
 
         def fn(rows):
             if lazy:
                 kernels.agreement_values_from(
                     W.indptr, W.indices, w, *Pn._kernel_arguments(), Q,
-                    Qn is not None, *args, rows.start, rows.stop,
+                    Qn is not None, *args, rows.start, rows.stop, mirror,
                 )
             else:
                 kernels.agreement_values(
                     W.indptr, W.indices, w, Pn, Q, Qn is not None, *args,
-                    rows.start, rows.stop,
+                    rows.start, rows.stop, mirror,
                 )
 
         map_rows(fn, W.indptr, 2**18)

@@ -360,3 +360,46 @@ def test_permute_symmetric_compiled_equals_scipy(kernels, monkeypatch, dtype):
     ref = permute_symmetric(W, perm)
     np.testing.assert_array_equal(P.indices, ref.indices)
     np.testing.assert_array_equal(P.data, ref.data)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_agreement_computed_once_per_edge_equals_both_triangles(kernels, monkeypatch, lazy):
+    """On sorted indices the compiled agreement computes each edge from its
+    upper entry and writes both: the values equal those of numpy's two
+    triangles, are exactly symmetric, and an entry whose mirror is not
+    stored (a pattern that is not symmetric) is computed from its own row;
+    unsorted indices take both triangles."""
+    from sklearn_mixedlp._negatives import DistributionRows, agreement_data, unit_rows
+
+    rng = np.random.default_rng(12)
+    W = graph_with_empty_rows()
+    W.sort_indices()
+    # drop the mirror of one edge: (i, j) stays, (j, i) goes
+    i = int(np.flatnonzero(np.diff(W.indptr))[3])
+    j = int(W.indices[W.indptr[i]])
+    lopsided = W.tolil()
+    lopsided[j, i] = 0
+    lopsided = sp.csr_matrix(lopsided)
+    lopsided.eliminate_zeros()
+    G = rng.random((W.shape[0], 6)).astype(np.float32)
+    Qn = unit_rows(rng.random((W.shape[0], 6)))
+    for graph in (W, lopsided):
+        for rows in (False, True):
+            M = graph.copy()
+            if rows:  # the same matrix, indices not known to be sorted
+                M.has_sorted_indices = False
+            if lazy:
+                Pn = DistributionRows(G, 1.0 / np.linalg.norm(G.astype(np.float64), axis=1),
+                                      np.full(6, 1 / 6))
+            else:
+                Pn = unit_rows(G / G.sum(1, keepdims=True))
+            monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+            compiled = agreement_data(M, Pn, Qn, temperature=0.3, shares=True)
+            monkeypatch.setattr(_kernels, "MIN_WORK", 2**62)
+            reference = agreement_data(
+                M, unit_rows(G / G.sum(1, keepdims=True)), Qn, temperature=0.3, shares=True
+            )
+            np.testing.assert_allclose(compiled, reference, rtol=1e-5, atol=1e-6)
+            S = sp.csr_matrix((compiled, M.indices, M.indptr), shape=M.shape)
+            if graph is W:
+                assert (S != S.T).nnz == 0  # exactly symmetric
