@@ -778,7 +778,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         return classes, y_index
 
     def _build_graph(self, X, n_neighbors, precomputed, clock):
-        self._cells = self._cell_centers = None
+        self._ivf_lists = None
         if precomputed:
             A = check_precomputed_graph(X)
             self.n_neighbors_ = int(np.diff(A.indptr).max(initial=0))
@@ -791,11 +791,11 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         )
         self.n_neighbors_, self.knn_backend_ = k, backend
         self._index, self._zero_rows = index, zero
-        # the cells of an inverted-file search aggregate the rows of the
-        # solves' coarse space (see _coarse_space); the index drops them
-        self._cells = getattr(index, "cells_", None)
-        self._cell_centers = getattr(index, "cell_centers_", None)
-        if self._cells is not None:
+        # the lists of an inverted-file search (each row's list and their
+        # centroids) give the solve order its cells and the solves their
+        # coarse space (see _coarse_space); the index drops them
+        if getattr(index, "cells_", None) is not None:
+            self._ivf_lists = (index.cells_, index.cell_centers_)
             index.cells_ = index.cell_centers_ = None
         clock.lap("neighbors", f"{k} neighbours with {backend!r}")
         A, knn = assemble_affinity(
@@ -812,9 +812,9 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         small = W.shape[0] * n_classes * 4 <= _solvers._CACHE_BYTES
         if precomputed or small or is_cuda(self._device):
             return None
-        lists = None if self._cells is None else (self._cells, self._cell_centers)
-        self._cell_centers = None
-        return locality_order(X, W, random_state=self.random_state, lists=lists)
+        return locality_order(
+            X, W, random_state=self.random_state, lists=self._ivf_lists
+        )
 
     def _needs_knn(self):
         """Whether the negatives need the boolean kNN adjacency (MoM)."""
@@ -886,9 +886,10 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         inverse of the row scale (``sqrt(degree)`` for the normalised
         Laplacian, 1 for the combinatorial one): the vector that the
         product with the graph's part of the system leaves unchanged."""
-        cells, self._cells, self._cell_centers = self._cells, None, None
-        if cells is None:
+        lists, self._ivf_lists = self._ivf_lists, None
+        if lists is None:
             return None
+        cells = lists[0]
         if perm is not None:
             cells = cells[perm]
         return _solvers.CoarseSpace(cells, _coarse_weights(row_scale))

@@ -414,7 +414,7 @@ class _HostBlocks:
         if coarse is not None:
             solve, Y = coarse
             b, d, space = self.bounds, self.inv_diag_flat, solve.space
-            Y = _flush_subnormal(np.ascontiguousarray(Y, dtype=self.dtype))
+            Y = np.ascontiguousarray(Y, dtype=self.dtype)
             self.map_groups(
                 lambda first, last: self.kernels.cg_direction_coarse(
                     P, R, beta, d, Y, space.aggregates, space.weights, b[first], b[last]
@@ -879,29 +879,24 @@ class CoarseSpace:
 class _CoarseSolve:
     """The coarse correction of one matrix: restriction ``C = Q^T R``, the
     coarse solution ``Y = (Q^T A Q)^-1 C`` and its prolongation ``P += Q
-    Y``, on numpy arrays (by the row chunks of the host blocks, in chunk
-    order: the same result on any number of threads) or torch tensors."""
+    Y``, on numpy arrays (compiled: fixed partial sums of the restriction,
+    added in order; the same result on any number of threads) or torch
+    tensors."""
 
     def __init__(self, space, factor):
         self.space, self.factor = space, factor
-        self._chunks = {}
+        self._restriction = None  # Q^T, sparse, for numpy
+        self._torch = None  # aggregates and weights as tensors
 
-    def _pieces(self, blocks):
-        """Per row chunk of ``blocks``: the aggregates present in the chunk
-        and the restriction's sparse ``(aggregates x rows)`` matrix."""
-        key = blocks.bounds.tobytes()
-        if key not in self._chunks:
-            space, b = self.space, blocks.bounds
-            pieces = []
-            for i in range(len(b) - 1):
-                rows = slice(b[i], b[i + 1])
-                present, local = np.unique(space.aggregates[rows], return_inverse=True)
-                pieces.append((present, sp.csr_matrix(
-                    (space.weights[rows], (local, np.arange(local.size))),
-                    shape=(present.size, local.size),
-                )))
-            self._chunks = {key: pieces}
-        return self._chunks[key]
+    def _restrict(self, R):
+        """``Q^T R`` with scipy (float64)."""
+        if self._restriction is None:
+            space, n = self.space, self.space.aggregates.shape[0]
+            self._restriction = sp.csr_matrix(
+                (space.weights, (space.aggregates, np.arange(n))),
+                shape=(space.n_aggregates, n),
+            )
+        return np.asarray(self._restriction @ R, dtype=np.float64)
 
     def solve(self, blocks, R):
         """``(Y, rz)``: the coarse solution of the residual ``R`` and its
@@ -930,14 +925,7 @@ class _CoarseSolve:
             for part in parts[1:]:
                 C += part
         elif isinstance(R, np.ndarray):
-            pieces = self._pieces(blocks)
-            C = np.zeros((self.space.n_aggregates, R.shape[1]))
-            # the rows of a chunk fall into few aggregates: each chunk's
-            # partial sums are small, and they are added in chunk order
-            for (present, _), part in zip(
-                pieces, blocks.map(lambda i, s, t: pieces[i][1] @ R[s])
-            ):
-                C[present] += part
+            C = self._restrict(R)
         else:
             C = self._torch_restrict(R)
         Y = np.ascontiguousarray(cho_solve(self.factor, C, check_finite=False))
@@ -965,7 +953,7 @@ class _CoarseSolve:
     def _torch_terms(self, like):
         import torch
 
-        cached = getattr(self, "_torch", None)
+        cached = self._torch
         if cached is None or cached[0].device != like.device or cached[1].dtype != like.dtype:
             agg = torch.from_numpy(self.space.aggregates.astype(np.int64)).to(like.device)
             w = torch.from_numpy(self.space.weights).to(like.device, like.dtype)
@@ -996,15 +984,6 @@ def _one_blas_thread(coarse):
 
     with threadpool_limits(1, user_api="blas"):
         yield
-
-
-def _flush_subnormal(Y):
-    """``Y`` with its subnormal entries set to zero, in place: a coarse
-    solution spreads each column over every aggregate, most of them far
-    from the column's sources, and products with subnormal numbers run
-    many times slower than with normal ones."""
-    Y[np.abs(Y) < np.finfo(Y.dtype).eps * np.abs(Y).max(axis=0)] = 0
-    return Y
 
 
 # Fixed parts of the rows of the compiled restriction (each its own
@@ -1285,6 +1264,10 @@ def block_cg(
     graph = A if isinstance(A, _GraphSystem) else None
     if graph is not None:
         A = graph.A32  # the pattern of the system, for the row order
+    if coarse is not None and coarse.aggregates.shape[0] != A.shape[0]:
+        raise ValueError(
+            f"coarse has {coarse.aggregates.shape[0]} rows, A has {A.shape[0]}."
+        )
     n_threads = available_cores() if n_threads is None else n_threads
     start = time.perf_counter()
     n_rhs = B.shape[1] if len(B.shape) > 1 else 1
@@ -1303,12 +1286,8 @@ def block_cg(
         # product now sit close together in memory
         A, B, diag = sp.csr_matrix(A)[perm][:, perm], B.permuted(perm), diag[perm]
         x0 = None if x0 is None else np.asarray(x0)[perm]
-        coarse = None if coarse is None or coarse.aggregates.shape[0] != A.shape[0] else coarse.permuted(perm)
+        coarse = None if coarse is None else coarse.permuted(perm)
     if coarse is not None:
-        if coarse.aggregates.shape[0] != A.shape[0]:
-            raise ValueError(
-                f"coarse has {coarse.aggregates.shape[0]} rows, A has {A.shape[0]}."
-            )
         with _one_blas_thread(coarse):
             coarse = coarse.factor(A, kernels)
     with _torch_threads(solver, device, n_threads), _one_blas_thread(coarse):

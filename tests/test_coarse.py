@@ -143,8 +143,11 @@ def test_coarse_space_rejects_bad_input():
     with pytest.raises(ValueError, match="weights"):
         CoarseSpace(np.array([0, 1]), np.ones(3))
     A, B, _, _ = clustered_system(n=300, n_classes=3)
-    with pytest.raises(ValueError, match="coarse has 10 rows"):
-        block_cg(A, B, coarse=CoarseSpace(np.arange(10)))
+    # in the given order and in a reordered one alike (a reordered solve
+    # once dropped a coarse space of the wrong size without a word)
+    for reorder in (None, "rcm"):
+        with pytest.raises(ValueError, match="coarse has 10 rows"):
+            block_cg(A, B, coarse=CoarseSpace(np.arange(10)), reorder=reorder)
 
 
 @pytest.mark.parametrize("cls", [MixedLabelPropagation, HardNegativeLP])
@@ -162,17 +165,17 @@ def test_fit_with_inverted_lists_uses_the_coarse_space(monkeypatch, cls):
     original = lp._BaseMixedLP._coarse_space
 
     def spy(self, perm, row_scale):
-        used.append(self._cells is not None)
+        used.append(self._ivf_lists is not None)
         return original(self, perm, row_scale)
 
     monkeypatch.setattr(lp._BaseMixedLP, "_coarse_space", spy)
     two = cls(knn_backend="faiss", random_state=0, tol=1e-8).fit(X, y_train)
     assert used == [True]
     # nothing kept
-    assert not hasattr(two, "_coarse") and two._cells is None and two._cell_centers is None
+    assert not hasattr(two, "_coarse") and two._ivf_lists is None
 
     def no_coarse(self, perm, row_scale):
-        self._cells = None
+        self._ivf_lists = None
 
     monkeypatch.setattr(lp._BaseMixedLP, "_coarse_space", no_coarse)
     jacobi = cls(knn_backend="faiss", random_state=0, tol=1e-8).fit(X, y_train)
