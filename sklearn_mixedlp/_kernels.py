@@ -15,7 +15,10 @@ pass, vectorised over the columns:
   (``B`` stored by its nonzero rows);
 - :func:`graph_residual`: the same for a label-propagation system read
   from its graph (and cut shares), without a float64 copy of the system;
-- :func:`cg_step` and :func:`cg_direction`: the fused CG vector updates;
+- :func:`cg_step` and :func:`cg_direction`: the fused CG vector updates
+  (:func:`cg_direction_coarse`: with the prolongation of a two-level
+  preconditioner fused; :func:`coarse_restrict` and
+  :func:`coarse_operator`: its restriction and coarse matrix);
 - :func:`gather_rows_in_place`: ``G = G[perm]`` for a permutation, without
   a second ``N x C`` block;
 - :func:`edge_cosines`: ``1 - <U_i, U_j>`` for every stored entry of a CSR

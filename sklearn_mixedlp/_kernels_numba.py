@@ -220,34 +220,38 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
     factor ``w[p]`` unless ``weighted``), with ``d = 1 - <Pn_i, Pn_j>`` and
     ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless ``use_q``), the
     disagreement clipped at 0; the dot products in float64. With
-    ``mirror`` (a symmetric pattern with sorted indices), see
-    :func:`_mirror_of`: each edge is computed once, by its upper entry."""
+    ``mirror`` (a pattern with sorted indices) each edge is computed once,
+    from its upper entry (see :func:`_upper_mirror`)."""
     n_p = Pn.shape[1]
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            m = -1
-            if mirror:
-                m = _mirror_of(indptr, indices, i, j)
-                if m >= 0 and j < i:
-                    continue  # written from row j
+            m = _upper_mirror(indptr, indices, i, j, mirror)
+            if m == _WRITTEN_FROM_ITS_MIRROR:
+                continue
             s = 0.0
             for c in range(n_p):
                 s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
             share = _agreement_share(1.0 - s, Qn, i, j, use_q, view_weight, temperature)
-            out[p] = w[p] * share if weighted else share
-            if m >= 0 and j > i:
-                out[m] = w[m] * share if weighted else share
+            _store_share(out, w, p, m, share, weighted)
+
+
+# _upper_mirror's answer for a lower entry whose upper one is stored
+_WRITTEN_FROM_ITS_MIRROR = -2
 
 
 @jit
-def _mirror_of(indptr, indices, i, j):
-    """The position of the stored entry ``(j, i)`` (binary search in row
-    ``j``'s sorted indices), or -1: an edge's two entries get one value,
-    computed from the upper one, and an entry without a mirror is
-    computed from its own row (threads over rows never write the same
-    entry)."""
-    if i == j:
+def _upper_mirror(indptr, indices, i, j, mirror):
+    """Where the value of the stored entry ``(i, j)`` goes besides itself.
+
+    Without ``mirror``: -1 (each entry is computed from its own row). With
+    ``mirror`` (sorted indices), an edge's two entries get one value,
+    computed from the upper one: for ``j > i`` the position of the stored
+    ``(j, i)`` (binary search in row ``j``), for ``j < i``
+    :data:`_WRITTEN_FROM_ITS_MIRROR` when ``(j, i)`` is stored; -1 where
+    the mirror is missing, so that the entry is computed from its own
+    row. Threads over rows never write the same entry."""
+    if not mirror or i == j:
         return -1
     lo, hi = indptr[j], indptr[j + 1]
     while lo < hi:
@@ -257,8 +261,17 @@ def _mirror_of(indptr, indices, i, j):
         else:
             hi = mid
     if lo < indptr[j + 1] and indices[lo] == i:
-        return lo
+        return lo if j > i else _WRITTEN_FROM_ITS_MIRROR
     return -1
+
+
+@jit
+def _store_share(out, w, p, m, share, weighted):
+    """``out[p]`` (and ``out[m]`` for ``m >= 0``) = the share, times the
+    entry's affinity when ``weighted``."""
+    out[p] = w[p] * share if weighted else share
+    if m >= 0:
+        out[m] = w[m] * share if weighted else share
 
 
 @jit
@@ -323,16 +336,12 @@ def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, unifor
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            m = -1
-            if mirror:
-                m = _mirror_of(indptr, indices, i, j)
-                if m >= 0 and j < i:
-                    continue  # written from row j
+            m = _upper_mirror(indptr, indices, i, j, mirror)
+            if m == _WRITTEN_FROM_ITS_MIRROR:
+                continue
             d = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
             share = _agreement_share(d, Qn, i, j, use_q, view_weight, temperature)
-            out[p] = w[p] * share if weighted else share
-            if m >= 0 and j > i:
-                out[m] = w[m] * share if weighted else share
+            _store_share(out, w, p, m, share, weighted)
 
 
 @jit
