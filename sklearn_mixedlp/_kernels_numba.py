@@ -219,16 +219,17 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
     the stored entries ``p`` of rows ``start .. stop - 1`` (without the
     factor ``w[p]`` unless ``weighted``), with ``d = 1 - <Pn_i, Pn_j>`` and
     ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless ``use_q``), the
-    disagreement clipped at 0; the dot products in float64. With
-    ``mirror`` (a pattern with sorted indices) each edge is computed once,
-    from its upper entry (see :func:`_upper_mirror`)."""
+    disagreement clipped at 0; the dot products in float64. With the
+    ``mirror`` of each entry (:func:`mirror_positions`; an empty array:
+    none) each edge is computed once, from its upper entry, and written to
+    both."""
     n_p = Pn.shape[1]
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            m = _upper_mirror(indptr, indices, i, j, mirror)
+            m = mirror[p] if mirror.shape[0] else -1
             if m == _WRITTEN_FROM_ITS_MIRROR:
                 continue
+            j = indices[p]
             s = 0.0
             for c in range(n_p):
                 s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
@@ -236,33 +237,44 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
             _store_share(out, w, p, m, share, weighted)
 
 
-# _upper_mirror's answer for a lower entry whose upper one is stored
+# the mirror of a lower entry whose upper one is stored (its value is
+# written from there)
 _WRITTEN_FROM_ITS_MIRROR = -2
 
 
 @jit
-def _upper_mirror(indptr, indices, i, j, mirror):
-    """Where the value of the stored entry ``(i, j)`` goes besides itself.
+def mirror_positions(indptr, indices, out):
+    """Where the value of each stored entry goes besides itself, for the
+    agreement kernels, on a CSR pattern with sorted indices: an edge's two
+    entries get one value, computed from the upper one. ``out[p]`` is, for
+    an upper entry ``(i, j)`` (``j > i``), the position of the stored
+    ``(j, i)``; for that lower entry :data:`_WRITTEN_FROM_ITS_MIRROR`; -1
+    for a diagonal entry and an entry whose mirror is not stored (it is
+    computed from its own row). Threads over rows then never write the
+    same entry.
 
-    Without ``mirror``: -1 (each entry is computed from its own row). With
-    ``mirror`` (sorted indices), an edge's two entries get one value,
-    computed from the upper one: for ``j > i`` the position of the stored
-    ``(j, i)`` (binary search in row ``j``), for ``j < i``
-    :data:`_WRITTEN_FROM_ITS_MIRROR` when ``(j, i)`` is stored; -1 where
-    the mirror is missing, so that the entry is computed from its own
-    row. Threads over rows never write the same entry."""
-    if not mirror or i == j:
-        return -1
-    lo, hi = indptr[j], indptr[j + 1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if indices[mid] < i:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < indptr[j + 1] and indices[lo] == i:
-        return lo if j > i else _WRITTEN_FROM_ITS_MIRROR
-    return -1
+    One pass in row order: the lower entries of row ``j`` (columns below
+    ``j``, in increasing order) are met in the order of their columns as
+    the rows ``i < j`` are visited, so a cursor per row finds each mirror
+    without a search (stored lower entries without an upper one are
+    stepped over)."""
+    n = indptr.shape[0] - 1
+    cursor = indptr[:-1].copy()
+    for p in range(out.shape[0]):
+        out[p] = -1
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j <= i:
+                continue
+            q, end = cursor[j], indptr[j + 1]
+            while q < end and indices[q] < i:
+                q += 1
+            if q < end and indices[q] == i:
+                out[p] = q
+                out[q] = _WRITTEN_FROM_ITS_MIRROR
+                q += 1
+            cursor[j] = q
 
 
 @jit
@@ -335,10 +347,10 @@ def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, unifor
     :func:`distribution_dot`): no ``n x C`` block of unit rows."""
     for i in range(start, stop):
         for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            m = _upper_mirror(indptr, indices, i, j, mirror)
+            m = mirror[p] if mirror.shape[0] else -1
             if m == _WRITTEN_FROM_ITS_MIRROR:
                 continue
+            j = indices[p]
             d = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
             share = _agreement_share(d, Qn, i, j, use_q, view_weight, temperature)
             _store_share(out, w, p, m, share, weighted)

@@ -286,7 +286,24 @@ class DistributionRows:
         )
 
 
-def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False):
+def edge_mirrors(W, n_classes):
+    """Where each stored entry of the CSR matrix ``W`` finds its mirror,
+    for the compiled :func:`agreement_data` on ``n_classes`` columns (see
+    :func:`~sklearn_mixedlp._kernels_numba.mirror_positions`): an array
+    of ``W.nnz`` positions, or None where :func:`agreement_data` runs
+    without the compiled kernels or ``W``'s indices are not known to be
+    sorted. It depends on the pattern only: the rounds of a mining, which
+    keep their graph, compute it once."""
+    kernels = _kernels.get(W.nnz * n_classes)
+    if kernels is None or not W.has_sorted_indices or W.nnz == 0:
+        return None
+    out = np.empty(W.nnz, dtype=np.int32 if W.nnz < 2**31 else np.int64)
+    kernels.mirror_positions(W.indptr, W.indices, out)
+    return out
+
+
+def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False,
+                   mirrors=None):
     """The values of :func:`agreement_weights` on every stored entry of the
     CSR matrix ``W``, in the order of ``W.data``, from the unit rows ``Pn``
     (and ``Qn``) of :func:`unit_rows`, or a :class:`DistributionRows`
@@ -298,8 +315,9 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     The result is exactly symmetric. With the compiled kernels (numba)
     each row's neighbours are read in place, on all cores, and on a
     pattern with sorted indices each edge is computed once, from its
-    upper entry, and written to both (its lower entry found by a binary
-    search: half the row reads of both triangles); without, the edges are
+    upper entry, and written to both (half the row reads of both
+    triangles; where the lower entry is comes from :func:`edge_mirrors`,
+    computed here unless ``mirrors`` gives it); without, the edges are
     taken in chunks of rows with numpy, both triangles, each entry from
     its own row (``(i, j)`` and ``(j, i)`` multiply the same numbers in
     the same order).
@@ -313,18 +331,26 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
         Q = Qn if Qn is not None else np.zeros((Pn.shape[0], 0), dtype=np.float32)
         w = np.ascontiguousarray(W.data, dtype=np.float64)
         args = (float(view_weight), float(temperature), not shares, values)
-        mirror = bool(W.has_sorted_indices)
+        if mirrors is None:
+            mirrors = edge_mirrors(W, Pn.shape[1])
+        if mirrors is None:
+            mirrors = np.empty(0, dtype=np.int32)
+        elif mirrors.shape != (W.nnz,):
+            raise ValueError(
+                f"mirrors has shape {mirrors.shape}; expected ({W.nnz},), one "
+                "position per stored entry of W (edge_mirrors(W))"
+            )
 
         def fn(rows):
             if lazy:
                 kernels.agreement_values_from(
                     W.indptr, W.indices, w, *Pn._kernel_arguments(), Q,
-                    Qn is not None, *args, rows.start, rows.stop, mirror,
+                    Qn is not None, *args, rows.start, rows.stop, mirrors,
                 )
             else:
                 kernels.agreement_values(
                     W.indptr, W.indices, w, Pn, Q, Qn is not None, *args,
-                    rows.start, rows.stop, mirror,
+                    rows.start, rows.stop, mirrors,
                 )
 
         map_rows(fn, W.indptr, 2**18)

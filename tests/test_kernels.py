@@ -403,3 +403,57 @@ def test_agreement_computed_once_per_edge_equals_both_triangles(kernels, monkeyp
             S = sp.csr_matrix((compiled, M.indices, M.indptr), shape=M.shape)
             if graph is W:
                 assert (S != S.T).nnz == 0  # exactly symmetric
+
+
+def test_mirror_positions_match_their_definition(kernels):
+    """Each upper entry names the position of its stored mirror, that
+    lower entry is marked as written from it, and a diagonal entry or one
+    whose mirror is missing is computed from its own row: checked against
+    a search of every entry, on a pattern with a diagonal, missing
+    mirrors in both triangles and empty rows."""
+    from sklearn_mixedlp._kernels_numba import _WRITTEN_FROM_ITS_MIRROR
+    from sklearn_mixedlp._negatives import edge_mirrors
+
+    rng = np.random.default_rng(3)
+    M = sp.random(60, 60, density=0.15, random_state=4, format="csr")
+    M = sp.csr_matrix(M + M.T + sp.diags(rng.random(60)))
+    M = M.tolil()
+    M[5, :] = 0
+    M[:, 5] = 0
+    M[7, 30] = 1.0  # upper entry without its mirror
+    M[40, 2] = 1.0  # lower entry without its mirror
+    M[2, 40] = 0
+    M[30, 7] = 0
+    M = sp.csr_matrix(M)
+    M.eliminate_zeros()
+    M.sort_indices()
+    expected = np.full(M.nnz, -1)
+    row_of = np.repeat(np.arange(60), np.diff(M.indptr))
+    position = {(i, j): p for p, (i, j) in enumerate(zip(row_of, M.indices))}
+    for (i, j), p in position.items():
+        if j > i and (j, i) in position:
+            expected[p] = position[(j, i)]
+        elif j < i and (j, i) in position:
+            expected[p] = _WRITTEN_FROM_ITS_MIRROR
+    mirrors = edge_mirrors(M, 2**30)
+    assert mirrors.dtype == np.int32
+    np.testing.assert_array_equal(mirrors, expected)
+    assert expected[position[(7, 30)]] == -1 and expected[position[(40, 2)]] == -1
+    # unsorted indices: no mirrors; below the kernels' work size: none
+    M.has_sorted_indices = False
+    assert edge_mirrors(M, 2**30) is None
+    M.sort_indices()
+    assert edge_mirrors(M, 1) is None
+
+
+def test_agreement_rejects_mirrors_of_another_pattern(kernels, monkeypatch):
+    from sklearn_mixedlp._negatives import agreement_data, edge_mirrors, unit_rows
+
+    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
+    W = graph_with_empty_rows()
+    W.sort_indices()
+    Pn = unit_rows(np.random.default_rng(0).random((W.shape[0], 3)))
+    other = W[:200][:, :200]
+    other.sort_indices()
+    with pytest.raises(ValueError, match="one position per stored entry"):
+        agreement_data(W, Pn, mirrors=edge_mirrors(other, 3))
