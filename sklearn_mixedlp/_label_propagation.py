@@ -46,7 +46,6 @@ from ._negatives import (
     control_negative_weights,
     discriminant_features,
     discriminant_unit_rows,
-    edge_mirrors,
     hard_negative_weights,
     linear_view_width,
     mom_negative_weights,
@@ -1735,8 +1734,6 @@ class HardNegativeLP(_BaseMixedLP):
         if V is None:
             self.mining_ = "agreement"
         labeled, y_index = mining.labeled, mining.y_index
-        # where each edge's second entry is: the rounds keep their graph
-        mirrors = edge_mirrors(mining.W, F.shape[1])
         for round_ in range(self.n_rounds):
             if round_:
                 F = mining.solve_mixed(Wdis, F, tol=self._mining_solve_tol())
@@ -1754,7 +1751,7 @@ class HardNegativeLP(_BaseMixedLP):
             # agreement_weights, on the stored entries of W
             Wdis = _OnGraph(mining.W, agreement_data(
                 mining.W, Pn, Qn, temperature=self._temperature(),
-                view_weight=self.view_weight, shares=True, mirrors=mirrors,
+                view_weight=self.view_weight, shares=True,
             ))
             del Pn, Qn
         return Wdis, F

@@ -292,8 +292,9 @@ def edge_mirrors(W, n_classes):
     :func:`~sklearn_mixedlp._kernels_numba.mirror_positions`): an array
     of ``W.nnz`` positions, or None where :func:`agreement_data` runs
     without the compiled kernels or ``W``'s indices are not known to be
-    sorted. It depends on the pattern only: the rounds of a mining, which
-    keep their graph, compute it once."""
+    sorted. It depends on the pattern only; the mining computes it again
+    in each round rather than keep ``W.nnz`` integers through the solves
+    between them (their peak memory)."""
     kernels = _kernels.get(W.nnz * n_classes)
     if kernels is None or not W.has_sorted_indices or W.nnz == 0:
         return None
