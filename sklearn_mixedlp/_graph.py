@@ -1053,11 +1053,21 @@ def knn_graph(
 _CELL_ROWS = 5000
 
 
-def permute_symmetric(M, perm):
+def permute_symmetric(M, perm, values=None):
     """``M[perm][:, perm]`` for a square sparse ``M``, with one copy: the
     rows are gathered, the column indices renumbered and sorted (row by
-    row on all cores with numba, by scipy otherwise)."""
+    row on all cores with numba, by scipy otherwise).
+
+    With ``values`` (one per stored entry of ``M``, a second matrix on the
+    same pattern), returns ``(M[perm][:, perm], permuted values)``, the
+    values in the order of the result's stored entries: one pass for two
+    matrices."""
     M = sp.csr_matrix(M)
+    if values is not None and np.shape(values) != (M.nnz,):
+        raise ValueError(
+            f"values has shape {np.shape(values)}; expected ({M.nnz},), one "
+            "per stored entry of M"
+        )
     kernels = _kernels.get(M.nnz)
     index_dtype = M.indices.dtype
     inverse = np.empty(perm.size, dtype=index_dtype)
@@ -1067,17 +1077,24 @@ def permute_symmetric(M, perm):
         np.cumsum(np.diff(M.indptr)[perm], out=indptr[1:])
         indices = np.empty(M.nnz, dtype=index_dtype)
         data = np.empty(M.nnz, dtype=M.dtype)
+        moved = np.empty(0) if values is None else np.asarray(values)
+        out_values = np.empty_like(moved)
         map_rows(
             lambda rows: kernels.permuted_rows(
-                M.indptr, M.indices, M.data, perm, inverse, indptr, indices, data,
-                rows.start, rows.stop,
+                M.indptr, M.indices, M.data, moved, perm, inverse, indptr, indices,
+                data, out_values, rows.start, rows.stop,
             ),
             indptr,
             _GRAPH_ROW_ENTRIES,
         )
         out = sp.csr_matrix((data, indices, indptr), shape=M.shape)
         out.has_sorted_indices = True
-        return out
+        return out if values is None else (out, out_values)
+    if values is not None:
+        # the values ride along as a second matrix on the same pattern
+        # (explicit zeros kept: scipy never drops them by itself)
+        V = sp.csr_matrix((np.asarray(values), M.indices, M.indptr), shape=M.shape)
+        return permute_symmetric(M, perm), permute_symmetric(V, perm).data
     M = M[perm]
     # renumbered in place, by chunks: indexing converts the indices to
     # 64-bit integers, a temporary twice their size if done at once

@@ -597,11 +597,13 @@ def compact_rows(src_start, lengths, indices, data, out_indptr, out_indices, out
 
 
 @jit
-def permuted_rows(indptr, indices, data, perm, inverse, out_indptr, out_indices,
-                  out_data, start, stop):
+def permuted_rows(indptr, indices, data, values, perm, inverse, out_indptr, out_indices,
+                  out_data, out_values, start, stop):
     """Rows ``start .. stop - 1`` of ``M[perm][:, perm]``: row ``r`` is row
     ``perm[r]`` of ``M`` with its columns renumbered by ``inverse`` (the
-    inverse permutation) and sorted."""
+    inverse permutation) and sorted; ``values`` (an empty array, or one
+    value per stored entry of ``M``) move with the entries."""
+    moved = values.shape[0] > 0
     for r in range(start, stop):
         i = perm[r]
         lo, hi = indptr[i], indptr[i + 1]
@@ -613,3 +615,5 @@ def permuted_rows(indptr, indices, data, perm, inverse, out_indptr, out_indices,
         for p in range(hi - lo):
             out_indices[o + p] = cols[order[p]]
             out_data[o + p] = data[lo + order[p]]
+            if moved:
+                out_values[o + p] = values[lo + order[p]]

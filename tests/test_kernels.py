@@ -362,6 +362,29 @@ def test_permute_symmetric_compiled_equals_scipy(kernels, monkeypatch, dtype):
     np.testing.assert_array_equal(P.data, ref.data)
 
 
+def test_permute_symmetric_moves_values_with_their_entries(kernels, monkeypatch):
+    """Values on the pattern of M (a second matrix, zeros included) move
+    with its entries, by the compiled kernel and by scipy alike."""
+    from sklearn_mixedlp._graph import permute_symmetric
+
+    W = graph_with_empty_rows()
+    values = np.random.default_rng(2).random(W.nnz).astype(np.float32)
+    values[::7] = 0.0
+    V = sp.csr_matrix((values, W.indices, W.indptr), shape=W.shape)
+    perm = np.random.default_rng(14).permutation(W.shape[0])
+    expected = V.toarray()[perm][:, perm]
+    for min_work in (0, 2**62):
+        monkeypatch.setattr(_kernels, "MIN_WORK", min_work)
+        P, moved = permute_symmetric(W, perm, values=values)
+        assert moved.dtype == np.float32 and moved.shape == (W.nnz,)
+        np.testing.assert_array_equal(P.toarray(), W.toarray()[perm][:, perm])
+        M = sp.csr_matrix((moved, P.indices, P.indptr), shape=W.shape)
+        np.testing.assert_array_equal(M.toarray(), expected)
+        assert np.count_nonzero(moved == 0) == np.count_nonzero(values == 0)
+    with pytest.raises(ValueError, match="one per stored entry"):
+        permute_symmetric(W, perm, values=values[:-1])
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_agreement_computed_once_per_edge_equals_both_triangles(kernels, monkeypatch, lazy):
     """On sorted indices the compiled agreement computes each edge from its

@@ -579,3 +579,22 @@ def test_mining_views_are_the_same_on_one_thread_and_on_all(monkeypatch, cmn):
     np.testing.assert_array_equal(threaded[1], P.argmax(axis=1))
     unit = P / np.linalg.norm(P, axis=1, keepdims=True)
     np.testing.assert_allclose(threaded[0][:], unit, atol=1e-12)
+
+
+def test_unlabeled_components_match_the_undirected_definition():
+    """The components of a symmetric graph found as strongly connected
+    components are its undirected components: the rows of parts without a
+    label, on a graph of many small parts (isolated rows included)."""
+    from scipy.sparse.csgraph import connected_components
+
+    from sklearn_mixedlp._label_propagation import _BaseMixedLP
+
+    rng = np.random.default_rng(5)
+    M = sp.random(300, 300, density=0.004, random_state=6, format="csr")
+    W = sp.csr_matrix(M + M.T)
+    labeled = rng.random(300) < 0.2
+    n_parts, part = connected_components(W, directed=False)
+    assert 20 < n_parts < 300
+    expected = ~np.isin(part, part[labeled])
+    assert 0 < expected.sum() < 300 - labeled.sum()
+    np.testing.assert_array_equal(_BaseMixedLP._unlabeled_components(W, labeled), expected)
