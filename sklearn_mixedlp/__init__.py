@@ -2,7 +2,8 @@
 
 The public estimators are :class:`MixedLabelPropagation` (plain LP, Mining on
 Manifolds or user-supplied negatives) and :class:`HardNegativeLP` (negatives
-mined by edge removal), both transductive scikit-learn classifiers on a kNN
+mined from two views of the data, the propagation and a linear discriminant,
+and cut from the graph), both transductive scikit-learn classifiers on a kNN
 affinity graph, and :class:`DeepMetricLearner`, a transformer that trains a
 torch embedding network on their pseudolabels. :func:`knn_graph` builds
 their affinity graph once, for reuse with ``knn_backend='precomputed'``.
