@@ -16,7 +16,10 @@ In the same run the script measures
     indices + indptr of ``A``, ``X`` read once, the output written once).
     Each stored entry of ``A`` reads a whole row of ``X`` (C values), so
     unless those rows come from cache the product moves about ``nnz * C *
-    itemsize`` bytes: the "gather" column shows that rate;
+    itemsize`` bytes: the "gather" column shows that rate. The order
+    ``in-cache`` is the compiled kernel's floor: the same entries with
+    every column index taken modulo 64, so that every row it gathers is
+    in the core's cache (what the kernel costs when no gather misses);
 (c) the time per CG iteration and the iteration count of
     :func:`sklearn_mixedlp._solvers.block_cg` for the scipy backend with
     its compiled kernels (``kernel='numba'``, row "numba") and without
@@ -177,23 +180,29 @@ def matrix_bytes(A, itemsize):
     return A.nnz * (itemsize + 4) + (A.shape[0] + 1) * 4
 
 
-def products(A, n_cols, dtype, n_threads):
+def products(A, n_cols, dtype, n_threads, compiled_only=False):
     """name -> callable computing ``A @ X`` (into a preallocated block where
-    the kernel allows): scipy as is, and the solver's kernels."""
+    the kernel allows): scipy as is, and the solver's kernels (with
+    ``compiled_only``, the compiled one alone)."""
     X = np.random.default_rng(0).random((A.shape[0], n_cols)).astype(dtype)
     out = np.empty_like(X)
     A_typed = sp.csr_matrix(A, dtype=dtype)
-    found = {"scipy, 1 thread": lambda: A_typed @ X}
-    if hasattr(_solvers, "_ScipyProduct"):
-        blocks = _solvers._HostBlocks(1.0 / A.diagonal(), n_cols, dtype, n_threads)
+    inv_diag = np.ones(A.shape[0])  # not read by the products
+    found = {}
+    if not compiled_only:
+        found["scipy, 1 thread"] = lambda: A_typed @ X
+    if hasattr(_solvers, "_ScipyProduct") and not compiled_only:
+        blocks = _solvers._HostBlocks(inv_diag, n_cols, dtype, n_threads)
         chunked = _solvers._ScipyProduct(A_typed, dtype, blocks)
         found[f"scipy, {blocks.n_threads} threads"] = lambda: chunked(X, out)
     kernels = _compiled_kernels()
     if kernels is not None:
-        cblocks = _solvers._HostBlocks(1.0 / A.diagonal(), n_cols, dtype, n_threads, kernels)
+        cblocks = _solvers._HostBlocks(inv_diag, n_cols, dtype, n_threads, kernels)
         compiled = _solvers._CompiledProduct(A_typed, dtype, cblocks, kernels)
         compiled(X, out)  # compile (or load from numba's cache) outside the timing
         found[f"numba, {cblocks.n_threads} threads"] = lambda: compiled(X, out)
+    if compiled_only:
+        return found
     if hasattr(_solvers, "_TorchProduct"):
         try:
             import torch
@@ -252,6 +261,10 @@ def time_solver(A, B, solver, dtype, tol, n_threads, reorder, repeats, kernel=No
     }
 
 
+# rows of X that the 'in-cache' product gathers from (L1-resident)
+_IN_CACHE_ROWS = 64
+
+
 def report_products(A, C, args, bandwidth):
     """Table (b): each kernel on the rows as given and in RCM order."""
     n = A.shape[0]
@@ -263,13 +276,19 @@ def report_products(A, C, args, bandwidth):
           "'x bound': time / (minimum bytes / copy bandwidth)")
     print(f"{'dtype':8} {'order':8} {'kernel':16} {'time s':>7} {'GB/s min':>9} "
           f"{'x bound':>8} {'GB/s gather':>12}")
+    # the floor of the kernel itself: the same entries with every column
+    # index taken modulo 64, so that every gathered row of X is in cache
+    floor = A.copy()
+    floor.indices = floor.indices % _IN_CACHE_ROWS
+    floor.has_sorted_indices = False
     for name in args.dtypes:
         dtype = np.dtype(name).type
         item = np.dtype(dtype).itemsize
         min_bytes = matrix_bytes(A, item) + 2 * n * C * item
         gather_bytes = matrix_bytes(A, item) + (A.nnz + n) * C * item
-        for order, M in orders.items():
-            for kernel, fn in products(M, C, dtype, args.threads).items():
+        for order, M in [*orders.items(), ("in-cache", floor)]:
+            found = products(M, C, dtype, args.threads, compiled_only=order == "in-cache")
+            for kernel, fn in found.items():
                 fn()
                 t = median_time(fn, args.repeats)
                 print(
