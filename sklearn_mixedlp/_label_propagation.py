@@ -723,17 +723,15 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             inverse[perm] = np.arange(perm.size)
             G = _gather_rows(G, inverse)
             y_index, labeled = y_index[inverse], labeled[inverse]
-            if isinstance(Wdis, _OnGraph) and Wdis.W is W:
-                # the negatives are shares of W's entries: both move in
-                # one pass over the graph
+            if isinstance(Wdis, _OnGraph):
+                # the mined negatives are shares of the entries of W (the
+                # mining's graph): both move in one pass over the graph
                 shares = Wdis.shares
                 del Wdis
                 W, shares = permute_symmetric(W, inverse, values=shares)
                 Wdis = _OnGraph(W, shares)
                 del shares
             else:
-                if isinstance(Wdis, _OnGraph):
-                    Wdis = Wdis.tocsr()
                 # one graph at a time: the old one is freed before the next
                 W = permute_symmetric(W, inverse)
                 Wdis = permute_symmetric(Wdis, inverse)

@@ -292,9 +292,10 @@ def edge_mirrors(W, n_classes):
     :func:`~sklearn_mixedlp._kernels_numba.mirror_positions`): an array
     of ``W.nnz`` positions, or None where :func:`agreement_data` runs
     without the compiled kernels or ``W``'s indices are not known to be
-    sorted. It depends on the pattern only; the mining computes it again
-    in each round rather than keep ``W.nnz`` integers through the solves
-    between them (their peak memory)."""
+    sorted. It depends on the pattern only, but :func:`agreement_data`
+    computes it on each call: the mining's rounds would otherwise keep
+    ``W.nnz`` integers through the solves between them (their peak
+    memory)."""
     kernels = _kernels.get(W.nnz * n_classes)
     if kernels is None or not W.has_sorted_indices or W.nnz == 0:
         return None
@@ -303,8 +304,7 @@ def edge_mirrors(W, n_classes):
     return out
 
 
-def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False,
-                   mirrors=None):
+def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False):
     """The values of :func:`agreement_weights` on every stored entry of the
     CSR matrix ``W``, in the order of ``W.data``, from the unit rows ``Pn``
     (and ``Qn``) of :func:`unit_rows`, or a :class:`DistributionRows`
@@ -317,8 +317,8 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     each row's neighbours are read in place, on all cores, and on a
     pattern with sorted indices each edge is computed once, from its
     upper entry, and written to both (half the row reads of both
-    triangles; where the lower entry is comes from :func:`edge_mirrors`,
-    computed here unless ``mirrors`` gives it); without, the edges are
+    triangles; where the lower entry is comes from :func:`edge_mirrors`);
+    without, the edges are
     taken in chunks of rows with numpy, both triangles, each entry from
     its own row (``(i, j)`` and ``(j, i)`` multiply the same numbers in
     the same order).
@@ -332,15 +332,9 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
         Q = Qn if Qn is not None else np.zeros((Pn.shape[0], 0), dtype=np.float32)
         w = np.ascontiguousarray(W.data, dtype=np.float64)
         args = (float(view_weight), float(temperature), not shares, values)
-        if mirrors is None:
-            mirrors = edge_mirrors(W, Pn.shape[1])
+        mirrors = edge_mirrors(W, Pn.shape[1])
         if mirrors is None:
             mirrors = np.empty(0, dtype=np.int32)
-        elif mirrors.shape != (W.nnz,):
-            raise ValueError(
-                f"mirrors has shape {mirrors.shape}; expected ({W.nnz},), one "
-                "position per stored entry of W (edge_mirrors(W))"
-            )
 
         def fn(rows):
             if lazy:

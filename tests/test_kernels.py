@@ -467,16 +467,3 @@ def test_mirror_positions_match_their_definition(kernels):
     assert edge_mirrors(M, 2**30) is None
     M.sort_indices()
     assert edge_mirrors(M, 1) is None
-
-
-def test_agreement_rejects_mirrors_of_another_pattern(kernels, monkeypatch):
-    from sklearn_mixedlp._negatives import agreement_data, edge_mirrors, unit_rows
-
-    monkeypatch.setattr(_kernels, "MIN_WORK", 0)
-    W = graph_with_empty_rows()
-    W.sort_indices()
-    Pn = unit_rows(np.random.default_rng(0).random((W.shape[0], 3)))
-    other = W[:200][:, :200]
-    other.sort_indices()
-    with pytest.raises(ValueError, match="one position per stored entry"):
-        agreement_data(W, Pn, mirrors=edge_mirrors(other, 3))
