@@ -272,6 +272,15 @@ def build_parser():
         f"rows per label, within [10, 50]; default: {_DEFAULTS['n_neighbors']})",
     )
     model.add_argument(
+        "--lift",
+        type=_float_type(allow_zero=True),
+        metavar="C",
+        help="height of a constant coordinate appended to every row, in units "
+        "of the root-mean-square row norm: 0 builds the graph on the rows' "
+        "directions (cosine), 1 keeps part of their norms, which helped on "
+        f"standardised tabular features (default: {_DEFAULTS['lift']:g})",
+    )
+    model.add_argument(
         "--temperature",
         type=_float_type(allow_zero=False),
         metavar="T",
@@ -921,6 +930,7 @@ def _estimator_spec(args):
     cls, first, _ = METHODS[args.method]
     params = {
         "n_neighbors": args.n_neighbors,
+        "lift": args.lift,
         "temperature": args.temperature if args.method in _MINED else None,
         "beta": args.beta,
         "solver": args.solver,

@@ -154,6 +154,54 @@ def l2_normalize(X):
     return V, zero
 
 
+def lift_rows(X, lift, height=None):
+    """Append a constant coordinate to every row of ``X``.
+
+    The rows ``x`` become ``(x, c)``: on the unit sphere (after
+    :func:`l2_normalize`) their similarity is ``(x^T z + c^2) /
+    sqrt((|x|^2 + c^2)(|z|^2 + c^2))``. With ``c = 0`` this is the cosine of
+    the rows; as ``c`` grows it tends to ``1 - |x - z|^2 / (2 c^2)``, the
+    Euclidean geometry of the rows. Rows of equal norm keep their cosine
+    order of neighbours and their self-tuning weights whatever ``c``.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Finite float32 or float64 rows.
+    lift : float
+        ``c`` in units of the root-mean-square row norm of ``X``.
+    height : float, default=None
+        ``c`` itself (the value returned by an earlier call, to lift new
+        rows as the training rows were); None computes it from ``X``.
+
+    Returns
+    -------
+    X_lifted : {ndarray, sparse CSR matrix} of shape (n_samples, n_features + 1)
+        A copy of ``X`` with the column ``c`` appended (same dtype).
+    height : float
+        ``c``.
+    """
+    if height is None:
+        norms, scale = safe_row_norms(X)
+        norms = np.asarray(norms, dtype=np.float64) / scale
+        largest = norms.max(initial=0.0)
+        rms = largest * np.sqrt(np.mean((norms / largest) ** 2)) if largest > 0 else 0.0
+        height = float(lift * rms)
+    if not height <= float(np.finfo(X.dtype).max):
+        raise ValueError(
+            f"lift={lift!r}: the lifted coordinate ({height:.3g}, lift times the "
+            f"root-mean-square row norm) overflows {X.dtype}. Rescale X (the "
+            "graph does not depend on a common scale of the rows)."
+        )
+    column = np.full((X.shape[0], 1), height, dtype=X.dtype)
+    if sp.issparse(X):
+        return sp.hstack([sp.csr_matrix(X), column], format="csr", dtype=X.dtype), height
+    lifted = np.empty((X.shape[0], X.shape[1] + 1), dtype=X.dtype)
+    lifted[:, :-1] = X
+    lifted[:, -1:] = column
+    return lifted, height
+
+
 def _top_k(S, k):
     """Indices and values of the ``k`` largest entries of each row of ``S``,
     sorted by decreasing value (ties broken by column index)."""
@@ -975,6 +1023,7 @@ def assemble_affinity(sim, idx, zero, kernel, gamma, adjacency=True):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "kernel": [StrOptions(set(KERNELS))],
         "gamma": [Interval(Real, 0, None, closed="neither")],
+        "lift": [Interval(Real, 0, None, closed="left")],
         "knn_backend": [StrOptions(set(KNN_BACKENDS) - {"precomputed"})],
         "device": [str],
         "random_state": ["random_state"],
@@ -987,6 +1036,7 @@ def knn_graph(
     *,
     kernel="self_tuning",
     gamma=3.0,
+    lift=0.0,
     knn_backend="auto",
     device="auto",
     random_state=None,
@@ -1013,6 +1063,10 @@ def knn_graph(
         Affinity kernel, as in the estimators.
     gamma : float, default=3.0
         Exponent of the ``'power'`` kernel.
+    lift : float, default=0.0
+        Height of a constant coordinate appended to every row before
+        normalisation, in units of the root-mean-square row norm, as in the
+        estimators (0: cosine similarity; see :func:`lift_rows`).
     knn_backend : {'auto', 'exact', 'torch', 'faiss', 'pynndescent'}, \
             default='auto'
         Neighbour search backend, as in the estimators.
@@ -1042,6 +1096,8 @@ def knn_graph(
         X, accept_sparse="csr", dtype=[np.float64, np.float32], ensure_min_samples=2
     )
     check_device(device)
+    if lift > 0:
+        X, _ = lift_rows(X, lift)
     A, *_ = build_knn_affinity(
         X, n_neighbors, kernel, gamma, knn_backend, random_state, device
     )

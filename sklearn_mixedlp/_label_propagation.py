@@ -32,6 +32,7 @@ from ._graph import (
     knn_affinity,
     l2_normalize,
     l2_normalize_quiet,
+    lift_rows,
     locality_order,
     permute_symmetric,
     search_neighbors,
@@ -561,6 +562,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         "n_neighbors": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "kernel": [StrOptions(set(KERNELS))],
         "gamma": [Interval(Real, 0, None, closed="neither")],
+        "lift": [Interval(Real, 0, None, closed="left")],
         "laplacian": [StrOptions({"normalized", "combinatorial"})],
         "class_mass_normalization": ["boolean"],
         "scale_free": ["boolean"],
@@ -658,14 +660,18 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
             self.mu_ = max(_PAPER_MU, n_labeled / n_samples)
 
         k = auto_neighbors(self.n_neighbors, n_samples, n_labeled)
-        W, knn = self._build_graph(X, k, precomputed, clock)
+        features = X  # the rows the graph and the mining see
+        self.lift_height_ = 0.0
+        if self.lift > 0 and not precomputed:
+            features, self.lift_height_ = lift_rows(X, self.lift)
+        W, knn = self._build_graph(features, k, precomputed, clock)
         if negatives is not None:
             negatives = check_negatives(negatives, n_samples)
 
         # The solves and the mining read a row of the n x C score block per
         # stored entry of W: they run on rows reordered so that neighbours
         # sit close in memory, and the results are put back in data order.
-        perm = self._locality_order(X, W, n_classes, precomputed)
+        perm = self._locality_order(features, W, n_classes, precomputed)
         self._solve_reorder = "auto" if perm is None else None
         if perm is not None:
             W = permute_symmetric(W, perm)
@@ -694,7 +700,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         self.n_iter_ = 0
         mining = _Mining(
             self, W, knn, negatives, row_scale, y_index, labeled, orphan, system,
-            None if precomputed else (X, perm), clock,
+            None if precomputed else (features, perm), clock,
         )
         Wdis, F = self._negative_weights(mining)
         n_negative = _count_nonzero(Wdis) // 2
@@ -1206,6 +1212,8 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         if self._index is None:
             affinity = check_precomputed_graph(X, n_samples=n_train)
         else:
+            if self.lift_height_ > 0:
+                X, _ = lift_rows(X, self.lift, height=self.lift_height_)
             V, zero = l2_normalize(X)
             sim, idx = self._index.kneighbors(V, self.n_neighbors_)
             sim[zero] = 0.0
@@ -1245,6 +1253,20 @@ _SHARED_PARAMS_DOC = """
         density and to the spread of the similarities.
     gamma : float, default=3.0
         Exponent ``gamma`` of the ``'power'`` kernel (eq. 15).
+    lift : float, default=0.0
+        Height ``c`` of a constant coordinate appended to every row before
+        the rows are L2-normalised, in units of the root-mean-square row
+        norm (the value used is ``lift_height_``). ``0``: the graph sees
+        the rows' directions only (cosine similarity). ``c > 0`` keeps part
+        of their norms: the similarity of ``x`` and ``z`` becomes ``(x^T z +
+        c^2) / sqrt((|x|^2 + c^2)(|z|^2 + c^2))``, which tends to the
+        Euclidean geometry as ``c`` grows and leaves rows of equal norm as
+        they were. On seven standardised tabular sets ``lift=1`` gained
+        0.5 and 0.7 points on average at 1 and 5 labels per class (and lost
+        up to 0.9 on one); on image pixels, whose norm is mostly
+        brightness, it lost up to 0.9 (see the user guide). The linear view of
+        :class:`HardNegativeLP`'s mining sees the lifted rows too. Ignored
+        with ``knn_backend='precomputed'``.
     laplacian : {'normalized', 'combinatorial'}, default='normalized'
         ``'combinatorial'``: ``L = D - W`` with the label fit ``U`` on the
         labeled rows (eq. 16). ``'normalized'``: Zhou et al.'s spreading
@@ -1386,6 +1408,10 @@ _SHARED_ATTRIBUTES_DOC = """
         ``mu='auto'``).
     n_neighbors_ : int
         Number of neighbours actually used.
+    lift_height_ : float
+        The constant ``c`` appended to every row (``lift`` times the
+        root-mean-square row norm of the training rows; new rows get the
+        same), 0 without ``lift`` or with a precomputed graph.
     knn_backend_ : str
         Neighbour search backend actually used.
     n_features_in_ : int
@@ -1464,6 +1490,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         n_neighbors=10,
         kernel="self_tuning",
         gamma=3.0,
+        lift=0.0,
         laplacian="normalized",
         mu="auto",
         source="labels",
@@ -1484,6 +1511,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         self.n_neighbors = n_neighbors
         self.kernel = kernel
         self.gamma = gamma
+        self.lift = lift
         self.laplacian = laplacian
         self.mu = mu
         self.source = source
@@ -1665,6 +1693,7 @@ class HardNegativeLP(_BaseMixedLP):
         n_neighbors=10,
         kernel="self_tuning",
         gamma=3.0,
+        lift=0.0,
         laplacian="normalized",
         mu="auto",
         source="labels",
@@ -1688,6 +1717,7 @@ class HardNegativeLP(_BaseMixedLP):
         self.n_neighbors = n_neighbors
         self.kernel = kernel
         self.gamma = gamma
+        self.lift = lift
         self.laplacian = laplacian
         self.mu = mu
         self.source = source

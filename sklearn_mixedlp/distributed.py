@@ -429,6 +429,12 @@ def _check_estimator(estimator):
                 "fit_distributed supports HardNegativeLP(dissimilarity_loss="
                 f"'cut'); got {estimator.dissimilarity_loss!r}."
             )
+    if estimator.lift != 0:
+        raise ValueError(
+            "fit_distributed builds the graph on the rows' directions (cosine "
+            f"similarity); got lift={estimator.lift!r} (use lift=0, or lift the "
+            "rows yourself: append a constant column to X)."
+        )
     if estimator.knn_backend not in ("auto", "faiss"):
         raise ValueError(
             "fit_distributed searches the neighbours with faiss on each "

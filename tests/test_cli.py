@@ -338,10 +338,11 @@ def test_solver_options_and_verbose(digits, tmp_path, capsys):
         capsys, digits["npy"], "--labels", digits["labels_npy"], "-o", out,
         "--method", "hard", "--temperature", "2", "--beta", "0.5",
         "--solver", "scipy", "--device", "cpu", "--max-iter", "500",
-        "--tol", "1e-5", "-v", *N_NEIGHBORS,
+        "--tol", "1e-5", "--lift", "1", "-v", *N_NEIGHBORS,
     )  # fmt: skip
     assert code == 0, stderr
     assert "temperature=2.0" in stderr and "beta=0.5" in stderr
+    assert "lift=1.0" in stderr
     assert "[block_cg] scipy:" in stderr  # -v: solver summaries
 
 

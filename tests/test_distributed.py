@@ -214,6 +214,7 @@ def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypa
         ("LabelSpreading", "dask", "y", TypeError, "LabelSpreading"),
         (MixedLabelPropagation("mom"), "dask", "y", ValueError, "negatives=None"),
         (MixedLabelPropagation(knn_backend="exact"), "dask", "y", ValueError, "faiss"),
+        (MixedLabelPropagation(lift=1.0), "dask", "y", ValueError, "lift=1.0"),
         (MixedLabelPropagation(), "numpy", "y", TypeError, "dask.array"),
         (MixedLabelPropagation(), "dask", "short", ValueError, "one label per row"),
         (MixedLabelPropagation(n_neighbors=0), "dask", "y", ValueError, "n_neighbors"),

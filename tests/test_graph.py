@@ -522,3 +522,90 @@ def test_probe_lists_compiled_equal_the_quantizer_search(sphere_data, monkeypatc
     assert probes.dtype == np.int32 and probes.shape == (len(V32), 7)
     np.testing.assert_array_equal(probes, index.quantizer.search(V32, 7)[1])
     np.testing.assert_array_equal(probes, _graph._probe_lists(index, V32))
+
+
+# -- lifted rows ----------------------------------------------------------
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("estimator", ["MixedLabelPropagation", "HardNegativeLP"])
+def test_lift_is_a_fit_on_rows_with_the_appended_constant(estimator, sparse):
+    """lift=t: the fit on ``[X, c]``, c = t times the root-mean-square row
+    norm, for the graph, the mining and new rows."""
+    import sklearn_mixedlp
+    from sklearn.datasets import load_digits
+
+    from sklearn_mixedlp.datasets import mask_labels
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:500], mask_labels(y[:500], 5, random_state=0)
+    c = 0.7 * np.sqrt(np.mean(np.sum(X**2, axis=1)))
+    X_lifted = np.hstack([X, np.full((len(X), 1), c)])
+    new = X[:40] + np.linspace(0, 3, 64)
+    new_lifted = np.hstack([new, np.full((40, 1), c)])
+    if sparse:
+        X, X_lifted = sp.csr_matrix(X), sp.csr_matrix(X_lifted)
+    cls = getattr(sklearn_mixedlp, estimator)
+    lifted = cls(lift=0.7, knn_backend="exact", random_state=0).fit(X, y)
+    by_hand = cls(knn_backend="exact", random_state=0).fit(X_lifted, y)
+    assert lifted.lift_height_ == pytest.approx(c, rel=1e-12)
+    assert by_hand.lift_height_ == 0.0
+    np.testing.assert_allclose(lifted.affinity_.toarray(), by_hand.affinity_.toarray())
+    np.testing.assert_allclose(
+        lifted.label_distributions_, by_hand.label_distributions_, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        lifted.predict_proba(new), by_hand.predict_proba(new_lifted), atol=1e-12
+    )
+    # the lift changes the graph of these rows (their norms differ)
+    plain = cls(knn_backend="exact", random_state=0).fit(X, y)
+    assert abs(plain.affinity_ - lifted.affinity_).max() > 0.1
+
+
+def test_lift_leaves_rows_of_equal_norm_as_they_were():
+    """Rows of one norm keep their cosine neighbours and self-tuning weights."""
+    from sklearn_mixedlp import knn_graph
+
+    V, _ = l2_normalize(np.random.default_rng(0).normal(size=(300, 6)))
+    X = 5.0 * V
+    cosine = knn_graph(X, 7, knn_backend="exact")
+    lifted = knn_graph(X, 7, lift=2.0, knn_backend="exact")
+    np.testing.assert_array_equal(cosine.indices, lifted.indices)
+    np.testing.assert_allclose(cosine.data, lifted.data, rtol=1e-9)
+
+
+def test_a_high_lift_tends_to_the_euclidean_graph():
+    """As the lift grows the graph becomes the Euclidean self-tuning graph."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from sklearn_mixedlp import knn_graph
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 5)) * rng.uniform(0.2, 3.0, size=(300, 1))
+    dist, idx = NearestNeighbors(n_neighbors=8).fit(X).kneighbors(X)
+    dist, idx = dist[:, 1:], idx[:, 1:]
+    weights = np.exp(-4 * dist**2 / dist[:, -1:] ** 2)
+    lifted = knn_graph(X, 7, lift=1e3, knn_backend="exact")
+    for row in range(300):
+        start, stop = lifted.indptr[row], lifted.indptr[row + 1]
+        order = np.argsort(lifted.indices[start:stop])
+        np.testing.assert_array_equal(lifted.indices[start:stop][order], np.sort(idx[row]))
+        np.testing.assert_allclose(
+            lifted.data[start:stop][order],
+            weights[row][np.argsort(idx[row])],
+            rtol=1e-3, atol=1e-6,
+        )
+    # the cosine graph of these rows is another graph
+    assert (knn_graph(X, 7, knn_backend="exact").indices != lifted.indices).any()
+
+
+# scikit-learn's finiteness check sums the huge entries
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_lift_that_overflows_is_refused():
+    from sklearn_mixedlp import MixedLabelPropagation
+
+    X = np.full((20, 4), 3e38, dtype=np.float32)
+    X[::2] *= -1
+    y = np.r_[0, 1, np.full(18, -1)]
+    with pytest.raises(ValueError, match="lift=1.0.*overflows float32"):
+        MixedLabelPropagation(lift=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="lift"):
+        MixedLabelPropagation(lift=-1.0).fit(X, y)
