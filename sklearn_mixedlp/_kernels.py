@@ -39,8 +39,6 @@ import os
 import threading
 import warnings
 
-import numpy as np
-
 _lock = threading.Lock()
 _state = {"loaded": False, "kernels": None}
 

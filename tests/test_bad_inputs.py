@@ -300,7 +300,6 @@ def imbalanced():
     X = np.vstack(
         [rng.normal(0, 1, (n - n_minority, 5)), rng.normal(0.7, 1, (n_minority, 5))]
     )
-    y = np.r_[np.zeros(n - n_minority, int), np.ones(n_minority, int)]
     y_masked = np.full(n, -1)
     majority = rng.choice(n - n_minority, 57, replace=False)
     minority = rng.choice(n_minority, 3, replace=False) + n - n_minority
