@@ -146,6 +146,49 @@ def report(path, datasets, out):
     return text
 
 
+def plot(path, datasets, out, method="HardNegativeLP()"):
+    """Paired difference to ``lift=0`` per data set, one marker per lift and
+    one panel per label rate, with 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in csv.DictReader(open(path, newline="")) if r["method"] == method]
+    acc = {
+        (r["dataset"], int(r["rate"]), float(r["lift"]), int(r["seed"])): float(r["accuracy"])
+        for r in rows
+    }
+    datasets = [d for d in datasets if any(k[0] == d for k in acc)]
+    lifts = [t for t in SETTINGS if t != 0]
+    fig, axes = plt.subplots(1, len(RATES), figsize=(6.4 * len(RATES), 4.6), sharey=True)
+    palette = plt.get_cmap("tab10").colors
+    for ax, rate in zip(axes, RATES):
+        for n, lift in enumerate(lifts):
+            means, halves = [], []
+            for name in datasets:
+                seeds = sorted(s for (d, r, t, s) in acc if (d, r, t) == (name, rate, lift))
+                diff = 100 * np.array(
+                    [acc[name, rate, lift, s] - acc[name, rate, 0.0, s] for s in seeds]
+                )
+                mean, half = mean_ci(diff)
+                means.append(mean)
+                halves.append(half)
+            x = np.arange(len(datasets)) + (n - (len(lifts) - 1) / 2) * 0.22
+            ax.errorbar(x, means, yerr=halves, fmt="o", color=palette[n], capsize=2,
+                        markersize=4, label=f"lift={lift:g}")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(np.arange(len(datasets)))
+        ax.set_xticklabels(datasets, rotation=45, ha="right")
+        ax.set_title(f"{method}, {rate} label{'s' if rate > 1 else ''} per class")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("accuracy minus lift=0 (points, 95% interval)")
+    axes[-1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out / "lift.png", dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     choices = (*DATASETS, *EMBEDDING_SETS)
@@ -167,6 +210,7 @@ def main(argv=None):
             writer.writerow(["dataset", "rate", "seed", "lift", "method", "accuracy", "seconds"])
             run(args.datasets, args.seeds, writer, log)
     print(report(path, args.datasets, args.output_dir))
+    plot(path, args.datasets, args.output_dir)
 
 
 if __name__ == "__main__":
