@@ -35,10 +35,10 @@ from ._graph import (
     clip_n_neighbors,
     knn_affinity,
 )
-from ._graph import l2_normalize_quiet
+from ._graph import l2_normalize_quiet, lift_rows
 from ._label_propagation import _cut_values
 from ._negatives import agreement_data, linear_view_width, unit_rows
-from ._utils import entropy_confidence, fill_unlabeled, import_optional
+from ._utils import entropy_confidence, fill_unlabeled, import_optional, safe_row_norms
 from ._utils import normalize_distributions, unlabeled_mask
 
 __all__ = ["fit_distributed"]
@@ -47,9 +47,9 @@ __all__ = ["fit_distributed"]
 # -- per-shard functions (run on the workers) ---------------------------------
 
 
-def _normalize_shard(X, offset):
-    """The L2-normalised rows of a shard and its zero rows; NaN or
-    infinite values are an error naming the first one's row."""
+def _checked_shard(X, offset):
+    """A shard as a float array; NaN or infinite values are an error naming
+    the first one's row."""
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D; a shard has shape {X.shape}.")
@@ -65,6 +65,24 @@ def _normalize_shard(X, offset):
             f"{offset} to {offset + X.shape[0] - 1}, the first at row "
             f"{offset + int(i)}, column {int(j)}."
         )
+    return X
+
+
+def _norm_sums(X, offset):
+    """The largest row norm of a checked shard and the sum of the squared
+    row norms in units of it (see :func:`~sklearn_mixedlp._graph.lift_rows`)."""
+    norms, scale = safe_row_norms(_checked_shard(X, offset))
+    norms = np.asarray(norms, dtype=np.float64) / scale
+    largest = norms.max(initial=0.0)
+    return largest, float(np.sum((norms / largest) ** 2)) if largest > 0 else 0.0
+
+
+def _normalize_shard(X, offset, height=0.0):
+    """The L2-normalised rows of a checked shard, lifted by ``height`` when it
+    is positive, and its zero rows."""
+    X = _checked_shard(X, offset)
+    if height > 0:
+        X, _ = lift_rows(X, None, height=height)
     return l2_normalize_quiet(X)
 
 
@@ -429,12 +447,6 @@ def _check_estimator(estimator):
                 "fit_distributed supports HardNegativeLP(dissimilarity_loss="
                 f"'cut'); got {estimator.dissimilarity_loss!r}."
             )
-    if estimator.lift != 0:
-        raise ValueError(
-            "fit_distributed builds the graph on the rows' directions (cosine "
-            f"similarity); got lift={estimator.lift!r} (use lift=0, or lift the "
-            "rows yourself: append a constant column to X)."
-        )
     if estimator.knn_backend not in ("auto", "faiss"):
         raise ValueError(
             "fit_distributed searches the neighbours with faiss on each "
@@ -504,9 +516,9 @@ def fit_distributed(estimator, X, y, *, client=None):
     estimator : HardNegativeLP or MixedLabelPropagation
         The estimator, fitted: ``classes_``, ``label_distributions_``,
         ``transduction_``, ``confidence_``, ``n_iter_``, ``mu_``,
-        ``n_neighbors_``, ``knn_backend_``, ``mining_`` and ``fit_stages_``
-        (wall time per stage) as after ``fit``, plus ``n_shards_`` and
-        ``halo_rows_`` (the halo of each shard). ``affinity_`` and
+        ``n_neighbors_``, ``lift_height_``, ``knn_backend_``, ``mining_`` and
+        ``fit_stages_`` (wall time per stage) as after ``fit``, plus
+        ``n_shards_`` and ``halo_rows_`` (the halo of each shard). ``affinity_`` and
         ``dissimilarity_`` are not gathered and ``predict`` on new rows is
         not available: the training rows stay on the cluster.
 
@@ -591,8 +603,19 @@ class _ShardedFit:
         who = client.who_has(parts)
         workers = [sorted(who[p.key])[0] for p in parts]
         self.cl = cl = _Cluster(client, workers)
+        est.lift_height_ = 0.0
+        if est.lift > 0:
+            # the root-mean-square row norm, reduced over the shards
+            sums = cl.gather([
+                cl.on(s, _norm_sums, parts[s], int(self.offsets[s])) for s in self.shards
+            ])  # raises on NaN
+            largest = max(m for m, _ in sums)
+            if largest > 0:
+                total = sum(t * (m / largest) ** 2 for m, t in sums)
+                est.lift_height_ = float(est.lift * largest * np.sqrt(total / n_samples))
+        self.width = self.n_features + (est.lift > 0)
         normal = [
-            cl.on(s, _normalize_shard, parts[s], int(self.offsets[s]))
+            cl.on(s, _normalize_shard, parts[s], int(self.offsets[s]), est.lift_height_)
             for s in self.shards
         ]
         self.V, zero = zip(*(cl.split(s, normal[s], 2) for s in self.shards))
@@ -870,7 +893,7 @@ class _ShardedFit:
         from sklearn.decomposition import TruncatedSVD
         from sklearn.utils import check_random_state
 
-        cl, n, d = self.cl, self.n_samples, self.n_features
+        cl, n, d = self.cl, self.n_samples, self.width
         n_components = min(d, linear_view_width(self.n_classes))
         if d <= n_components:
             return list(self.V)

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
@@ -139,6 +140,29 @@ def test_hard_negative_lp_wide_features(client):
     compare(reference, fitted, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_features", [12, 80])
+def test_lift_as_one_machine(client, n_features):
+    """lift: the root-mean-square row norm reduced over the shards, the
+    lifted rows in the graph and in the linear view (projected when wide)."""
+    X, y = make_sphere_mixture(900, n_classes=5, n_features=n_features, random_state=2)
+    X = X * np.random.default_rng(2).uniform(0.3, 3.0, size=(900, 1))
+    X[17] = 0.0  # no longer isolated: the lifted row is the pole
+    y = mask_labels(y, 4, random_state=2)
+    for est in (
+        MixedLabelPropagation(n_neighbors=8, tol=1e-9, lift=1.0),
+        HardNegativeLP(n_neighbors=8, tol=1e-9, lift=1.0, random_state=0),
+    ):
+        reference = clone(est).set_params(knn_backend="faiss").fit(X, y)
+        fitted = dist.fit_distributed(
+            clone(est), da.from_array(X, chunks=(400, -1)), y, client=client
+        )
+        assert fitted.lift_height_ == pytest.approx(reference.lift_height_, rel=1e-12)
+        assert reference.lift_height_ > 0
+        compare(reference, fitted, atol=1e-5)
+    cosine = MixedLabelPropagation(n_neighbors=8, knn_backend="faiss").fit(X, y)
+    assert abs(cosine.affinity_ - reference.affinity_).max() > 0.1
+
+
 def test_cut_graph_orphans_are_uniform(client):
     """Two touching clusters, one labeled class in each, and a strong cut
     (beta=50): the cut graph leaves some rows without a labeled row in
@@ -214,7 +238,6 @@ def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypa
         ("LabelSpreading", "dask", "y", TypeError, "LabelSpreading"),
         (MixedLabelPropagation("mom"), "dask", "y", ValueError, "negatives=None"),
         (MixedLabelPropagation(knn_backend="exact"), "dask", "y", ValueError, "faiss"),
-        (MixedLabelPropagation(lift=1.0), "dask", "y", ValueError, "lift=1.0"),
         (MixedLabelPropagation(), "numpy", "y", TypeError, "dask.array"),
         (MixedLabelPropagation(), "dask", "short", ValueError, "one label per row"),
         (MixedLabelPropagation(n_neighbors=0), "dask", "y", ValueError, "n_neighbors"),
