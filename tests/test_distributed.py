@@ -152,14 +152,19 @@ def test_lift_as_one_machine(client, n_features):
         MixedLabelPropagation(n_neighbors=8, tol=1e-9, lift=1.0),
         HardNegativeLP(n_neighbors=8, tol=1e-9, lift=1.0, random_state=0),
     ):
-        reference = clone(est).set_params(knn_backend="faiss").fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the lifted zero row is a point
+            reference = clone(est).set_params(knn_backend="faiss").fit(X, y)
         fitted = dist.fit_distributed(
             clone(est), da.from_array(X, chunks=(400, -1)), y, client=client
         )
         assert fitted.lift_height_ == pytest.approx(reference.lift_height_, rel=1e-12)
         assert reference.lift_height_ > 0
         compare(reference, fitted, atol=1e-5)
-    cosine = MixedLabelPropagation(n_neighbors=8, knn_backend="faiss").fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cosine = MixedLabelPropagation(n_neighbors=8, knn_backend="faiss").fit(X, y)
+    assert any("zero norm" in str(w.message) for w in caught)  # isolated without the lift
     assert abs(cosine.affinity_ - reference.affinity_).max() > 0.1
 
 
