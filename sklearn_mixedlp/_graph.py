@@ -154,6 +154,26 @@ def l2_normalize(X):
     return V, zero
 
 
+def row_norm_sums(X):
+    """The largest row norm of ``X`` and the sum of the squared row norms in
+    units of it (float64, without overflow or underflow): the parts of
+    :func:`rms_row_norm`, which chunks of rows can compute apart."""
+    norms, scale = safe_row_norms(X)
+    norms = np.asarray(norms, dtype=np.float64) / scale
+    largest = norms.max(initial=0.0)
+    return largest, float(np.sum((norms / largest) ** 2)) if largest > 0 else 0.0
+
+
+def rms_row_norm(parts, n_rows):
+    """The root-mean-square row norm of ``n_rows`` rows from the
+    :func:`row_norm_sums` of the chunks that hold them (0 when every row is
+    zero)."""
+    largest = max((m for m, _ in parts), default=0.0)
+    if not largest > 0:
+        return 0.0
+    return largest * np.sqrt(sum(t * (m / largest) ** 2 for m, t in parts) / n_rows)
+
+
 def lift_rows(X, lift, height=None):
     """Append a constant coordinate to every row of ``X``.
 
@@ -182,11 +202,7 @@ def lift_rows(X, lift, height=None):
         ``c``.
     """
     if height is None:
-        norms, scale = safe_row_norms(X)
-        norms = np.asarray(norms, dtype=np.float64) / scale
-        largest = norms.max(initial=0.0)
-        rms = largest * np.sqrt(np.mean((norms / largest) ** 2)) if largest > 0 else 0.0
-        height = float(lift * rms)
+        height = float(lift * rms_row_norm([row_norm_sums(X)], X.shape[0]))
     if not height <= float(np.finfo(X.dtype).max):
         raise ValueError(
             f"lift={lift!r}: the lifted coordinate ({height:.3g}, lift times the "

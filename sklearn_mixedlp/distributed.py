@@ -35,10 +35,10 @@ from ._graph import (
     clip_n_neighbors,
     knn_affinity,
 )
-from ._graph import l2_normalize_quiet, lift_rows
+from ._graph import l2_normalize_quiet, lift_rows, rms_row_norm, row_norm_sums
 from ._label_propagation import _cut_values
 from ._negatives import agreement_data, linear_view_width, unit_rows
-from ._utils import entropy_confidence, fill_unlabeled, import_optional, safe_row_norms
+from ._utils import entropy_confidence, fill_unlabeled, import_optional
 from ._utils import normalize_distributions, unlabeled_mask
 
 __all__ = ["fit_distributed"]
@@ -69,12 +69,8 @@ def _checked_shard(X, offset):
 
 
 def _norm_sums(X, offset):
-    """The largest row norm of a checked shard and the sum of the squared
-    row norms in units of it (see :func:`~sklearn_mixedlp._graph.lift_rows`)."""
-    norms, scale = safe_row_norms(_checked_shard(X, offset))
-    norms = np.asarray(norms, dtype=np.float64) / scale
-    largest = norms.max(initial=0.0)
-    return largest, float(np.sum((norms / largest) ** 2)) if largest > 0 else 0.0
+    """The :func:`~sklearn_mixedlp._graph.row_norm_sums` of a checked shard."""
+    return row_norm_sums(_checked_shard(X, offset))
 
 
 def _normalize_shard(X, offset, height=0.0):
@@ -609,10 +605,7 @@ class _ShardedFit:
             sums = cl.gather([
                 cl.on(s, _norm_sums, parts[s], int(self.offsets[s])) for s in self.shards
             ])  # raises on NaN
-            largest = max(m for m, _ in sums)
-            if largest > 0:
-                total = sum(t * (m / largest) ** 2 for m, t in sums)
-                est.lift_height_ = float(est.lift * largest * np.sqrt(total / n_samples))
+            est.lift_height_ = float(est.lift * rms_row_norm(sums, n_samples))
         self.width = self.n_features + (est.lift > 0)
         normal = [
             cl.on(s, _normalize_shard, parts[s], int(self.offsets[s]), est.lift_height_)
