@@ -197,7 +197,10 @@ def lift_rows(X, lift, height=None):
     Returns
     -------
     X_lifted : {ndarray, sparse CSR matrix} of shape (n_samples, n_features + 1)
-        A copy of ``X`` with the column ``c`` appended (same dtype).
+        A copy of ``X`` with the column ``c`` appended (same dtype); ``X``
+        itself when ``c`` is 0 (every row zero, or ``lift=0``): a zero column
+        changes no similarity, and the rows are lifted exactly when the
+        returned ``c`` is positive.
     height : float
         ``c``.
     """
@@ -209,6 +212,8 @@ def lift_rows(X, lift, height=None):
             f"root-mean-square row norm) overflows {X.dtype}. Rescale X (the "
             "graph does not depend on a common scale of the rows)."
         )
+    if height == 0:
+        return X, height
     column = np.full((X.shape[0], 1), height, dtype=X.dtype)
     if sp.issparse(X):
         return sp.hstack([sp.csr_matrix(X), column], format="csr", dtype=X.dtype), height

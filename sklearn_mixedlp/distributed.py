@@ -606,7 +606,7 @@ class _ShardedFit:
                 cl.on(s, _norm_sums, parts[s], int(self.offsets[s])) for s in self.shards
             ])  # raises on NaN
             est.lift_height_ = float(est.lift * rms_row_norm(sums, n_samples))
-        self.width = self.n_features + (est.lift > 0)
+        self.width = self.n_features + (est.lift_height_ > 0)  # lifted or not
         normal = [
             cl.on(s, _normalize_shard, parts[s], int(self.offsets[s]), est.lift_height_)
             for s in self.shards

@@ -597,6 +597,22 @@ def test_a_high_lift_tends_to_the_euclidean_graph():
     assert (knn_graph(X, 7, knn_backend="exact").indices != lifted.indices).any()
 
 
+def test_a_lift_of_zero_rows_leaves_them_as_they_are():
+    """Regression: with every training row zero the lift is 0, and predict
+    once failed on a dimension mismatch (training rows lifted by a zero
+    column, new rows not)."""
+    from sklearn_mixedlp import MixedLabelPropagation
+
+    X = np.zeros((30, 3))
+    y = np.r_[0, 1, np.full(28, -1)]
+    with pytest.warns(UserWarning):  # zero rows: isolated
+        lifted = MixedLabelPropagation(lift=1.0, knn_backend="exact").fit(X, y)
+        plain = MixedLabelPropagation(knn_backend="exact").fit(X, y)
+    assert lifted.lift_height_ == 0.0
+    new = np.ones((2, 3))
+    np.testing.assert_array_equal(lifted.predict_proba(new), plain.predict_proba(new))
+
+
 # scikit-learn's finiteness check sums the huge entries
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_a_lift_that_overflows_is_refused():
