@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accuracy import DATASETS, SEEDS, fmt, load, mean_ci, rst_table
+from accuracy import DATASETS, SEEDS, elapsed_log, fmt, load, mean_ci, rst_table
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, knn_graph
 from sklearn_mixedlp.datasets import mask_labels
 
@@ -183,11 +183,7 @@ def main(argv=None):
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / "levers.csv"
     if not args.report_only:
-        start = time.perf_counter()
-
-        def log(message):
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", flush=True)
-
+        log = elapsed_log()
         kept = []
         if args.steps and path.exists():
             with open(path, newline="") as fh:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accuracy import DATASETS, SEEDS, load, mean_ci, rst_table
+from accuracy import DATASETS, SEEDS, load, mean_ci, record, rst_table, seeds_of
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
 from sklearn_mixedlp.datasets import load_fashion_mnist, mask_labels
 
@@ -82,10 +82,6 @@ def image_embeddings(name):
     with torch.no_grad():
         X = torch.cat([net(images[s : s + 256]) for s in range(0, len(images), 256)])
     return X.numpy().astype(np.float64), np.unique(y, return_inverse=True)[1]
-
-
-def seeds_of(name, seeds):
-    return seeds[:5] if name == "fashion_mnist" else seeds
 
 
 def run(datasets, seeds, writer, log):
@@ -301,24 +297,12 @@ def main(argv=None):
     path = args.output_dir / "lift.csv"
     cv_path = args.output_dir / "lift_cv.csv"
     if args.cv and not args.report_only:
-        start = time.perf_counter()
-        with open(cv_path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["dataset", "rate", "seed", "lift"])
-            run_cv(args.datasets, args.seeds, writer,
-                   lambda m: print(f"[{time.perf_counter() - start:7.1f}s] {m}", flush=True))
+        record(cv_path, ["dataset", "rate", "seed", "lift"], run_cv, args.datasets, args.seeds)
         print(report_cv(path, cv_path, args.datasets, args.output_dir))
         return
     if not args.report_only:
-        start = time.perf_counter()
-
-        def log(message):
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", flush=True)
-
-        with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["dataset", "rate", "seed", "lift", "method", "accuracy", "seconds"])
-            run(args.datasets, args.seeds, writer, log)
+        header = ["dataset", "rate", "seed", "lift", "method", "accuracy", "seconds"]
+        record(path, header, run, args.datasets, args.seeds)
     print(report(path, args.datasets, args.output_dir))
     plot(path, args.datasets, args.output_dir)
     if cv_path.exists():  # the choices of an earlier --cv run, on these accuracies

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accuracy import DATASETS, SEEDS, load, mean_ci, rst_table
+from accuracy import DATASETS, SEEDS, load, mean_ci, record, rst_table, seeds_of
 from levers import _ViewOnPrecomputed
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, knn_graph
 from sklearn_mixedlp._graph import auto_neighbors
@@ -37,10 +37,6 @@ METHODS = {
     "MixedLabelPropagation()": MixedLabelPropagation,
     "HardNegativeLP()": HardNegativeLP,
 }
-
-
-def seeds_of(name, seeds):
-    return seeds[:5] if name == "fashion_mnist" else seeds
 
 
 def run(datasets, seeds, writer, log):
@@ -185,17 +181,8 @@ def main(argv=None):
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / "neighbors_sweep.csv"
     if not args.report_only:
-        start = time.perf_counter()
-
-        def log(message):
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", flush=True)
-
-        with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(
-                ["dataset", "rate", "seed", "setting", "k", "method", "accuracy", "seconds"]
-            )
-            run(args.datasets, args.seeds, writer, log)
+        header = ["dataset", "rate", "seed", "setting", "k", "method", "accuracy", "seconds"]
+        record(path, header, run, args.datasets, args.seeds)
     print(report(path, args.datasets, args.output_dir))
     plot(path, args.datasets, args.output_dir)
 
