@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from sklearn_mixedlp._graph import FAISS_IVF_KMEANS_ITER, FAISS_IVF_TRAIN_PER_LIST
 from sklearn_mixedlp.datasets import make_sphere_mixture
 from sklearn_mixedlp.metrics import neighbor_recall
 
@@ -70,11 +71,11 @@ def build(faiss, V, kind, lists_per_sqrt_n, nprobe, seed):
         index.clustering_index = faiss.IndexFlatIP(d)
     # as the estimators train their index (sklearn_mixedlp._graph._train_ivf)
     index.cp.spherical = True
-    index.cp.niter = 10
-    index.cp.max_points_per_centroid = 64
+    index.cp.niter = FAISS_IVF_KMEANS_ITER
+    index.cp.max_points_per_centroid = FAISS_IVF_TRAIN_PER_LIST
     index.cp.seed = seed
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))
+    sample = np.sort(rng.choice(n, min(n, FAISS_IVF_TRAIN_PER_LIST * nlist), replace=False))
     index.train(V[sample])
     index.add(V)
     index.nprobe = nprobe
