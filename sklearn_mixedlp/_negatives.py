@@ -495,9 +495,31 @@ def discriminant_unit_rows(V, labels, weights, n_classes, *, shrinkage=None):
     Qn = np.empty((V.shape[0], n_classes), dtype=np.float32)
 
     def fn(s):
-        Qn[s] = unit_rows(_discriminant_proba(model, V[s]))
+        Qn[s] = discriminant_unit_block(model, V[s])
 
     map_blocks(fn, _row_blocks(V.shape[0]))
+    return Qn
+
+
+def discriminant_unit_block(model, V):
+    """:func:`unit_rows` of the probabilities of a :func:`_fit_discriminant`
+    model for rows ``V``: the logits in float64 (their two terms can
+    nearly cancel), the rest in float32 and without the softmax's
+    normalisation, which the unit rows do not depend on (the same float32
+    rows in 0.6x the time)."""
+    if model[0] == "constant":
+        return unit_rows(_discriminant_proba(model, V[:1])).repeat(V.shape[0], axis=0)
+    _, coef, offset, present, n_classes = model
+    logits = np.asarray(V @ coef)
+    logits += offset
+    logits -= logits.max(axis=1, keepdims=True)
+    logits = logits.astype(np.float32)
+    np.exp(logits, out=logits)  # the largest entry of each row is 1
+    logits /= np.linalg.norm(logits, axis=1, keepdims=True)
+    if present.size == n_classes:
+        return logits
+    Qn = np.zeros((V.shape[0], n_classes), dtype=np.float32)
+    Qn[:, present] = logits
     return Qn
 
 

@@ -358,9 +358,9 @@ def _shrinkage_rows(V, rows, total, means, position, local, n_samples):
 
 def _linear_view(V, model):
     """Unit rows (float32) of the discriminant's probabilities."""
-    from ._negatives import _discriminant_proba
+    from ._negatives import discriminant_unit_block
 
-    return unit_rows(_discriminant_proba(model, V))
+    return discriminant_unit_block(model, V)
 
 
 def _agreement(halo, Pn, Pn_halos, Qn, Qn_halos, temperature, view_weight):

@@ -10,7 +10,9 @@ from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, _kernels, _la
 from sklearn_mixedlp._negatives import (
     agreement_weights,
     discriminant_features,
+    discriminant_unit_rows,
     linear_discriminant_proba,
+    unit_rows,
 )
 
 from .conftest import requires_torch, touching_clusters
@@ -77,6 +79,28 @@ def test_linear_discriminant_equals_sklearn_without_shrinkage():
     got = linear_discriminant_proba(V, labels, np.ones(200), 3, shrinkage=0.0)
     lda = LinearDiscriminantAnalysis(solver="lsqr").fit(V, labels)
     np.testing.assert_allclose(got, lda.predict_proba(V), atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_discriminant_unit_rows_are_those_of_the_probabilities(dtype):
+    """The mining's float32 unit rows of the discriminant equal the unit
+    rows of its float64 probabilities, with a class that has no weight
+    (its column stays 0) and for a degenerate (constant) fit."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, size=300)
+    # overlapping classes far from the origin: logits of large magnitude
+    # whose two terms nearly cancel
+    V = (rng.normal(size=(300, 6)) + 0.7 * labels[:, None] + 50).astype(dtype)
+    weights = rng.uniform(0.1, 1, 300) * (labels != 2)
+    got = discriminant_unit_rows(V, labels, weights, 4)
+    expected = unit_rows(linear_discriminant_proba(V, labels, weights, 4))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.all(got[:, 2] == 0)
+    # equal rows: the constant fit, the class masses 1/5, 2/5, 2/5
+    same = np.ones((5, 3), dtype=dtype)
+    got = discriminant_unit_rows(same, np.array([0, 1, 1, 2, 2]), np.ones(5), 3)
+    np.testing.assert_allclose(got, np.tile([1 / 3, 2 / 3, 2 / 3], (5, 1)), atol=1e-7)
 
 
 def test_linear_discriminant_weights_are_row_counts():
