@@ -12,6 +12,7 @@ Similarities are inner products of L2-normalised rows (cosine similarity).
 """
 
 import contextlib
+import functools
 import sys
 import warnings
 from numbers import Integral, Real
@@ -724,9 +725,9 @@ def _ivf_search(faiss, index, Q32, probes, k, exclude_self, n_threads, kernels):
             rows = np.empty(part.size, dtype=np.int32 if n_queries < 2**31 else np.int64)
             ptr = kernels.bucket_rows(part, nlist, n_groups, rows)
             map_threads(
-                lambda g: search_group(g, rows, ptr, last), range(n_groups), n_threads
+                functools.partial(search_group, rows=rows, ptr=ptr, last=last),
+                range(n_groups), n_threads,
             )
-            del rows, ptr
         # a query that met fewer than k candidates: every list, exactly
         for q in np.flatnonzero(nbrs[:, -1] < 0):
             sims[q], nbrs[q] = -np.inf, -1
