@@ -109,7 +109,7 @@ def load(name):
         X = X.astype(np.float64)
     elif name == "fashion_mnist":
         X, y = load_fashion_mnist(return_X_y=True)
-        X = X.reshape(len(X), -1).astype(np.float32) / 255.0
+        # pixels in [0, 1], float32 (the loader scales them)
         X = PCA(n_components=50, random_state=0).fit_transform(X)
     else:
         X, y = load_keel(name, return_X_y=True)
