@@ -51,9 +51,11 @@ KNN_BACKENDS = ("auto", "exact", "torch", "faiss", "pynndescent", "precomputed")
 FAISS_EXACT_MAX_SAMPLES = 50_000
 # Approximate index above the threshold: IndexIVFFlat (inner product,
 # spherical k-means on FAISS_IVF_TRAIN_PER_LIST rows per list,
-# FAISS_IVF_KMEANS_ITER iterations), nlist = 2 sqrt(N), nprobe = 20. Chosen by measuring the self
-# kNN (k = 50) of make_sphere_mixture (100 classes, 64 dimensions) on 2 CPU
-# cores (shared with other jobs, so wall times are pessimistic): at 1M rows,
+# FAISS_IVF_KMEANS_ITER iterations), nlist = 2 sqrt(N), nprobe = 20.
+# Chosen by measuring the self kNN (k = 50) of make_sphere_mixture (100
+# classes, 64 dimensions) on 2 CPU cores (shared with other jobs, so wall
+# times are pessimistic; the k-means then had 64 rows per list and 10
+# iterations): at 1M rows,
 # build 32 s, search 195 s wall / 111 s CPU, recall@50 0.946; nlist 4096
 # needed nprobe 32 for recall 0.92 and trained 3x longer; nprobe 16 gave
 # recall 0.91-0.92. HNSW (M 32, efConstruction 80) at 200k rows: build 81 s,
