@@ -355,7 +355,9 @@ class _HostBlocks:
     def load(self, B, R):
         """``R = B`` (``B`` from :meth:`sources`)."""
         if isinstance(B, _Sources):
-            R.fill(0.0)
+            # zeroed by row chunks on the threads: the first writes to a
+            # new block fault its pages in, on every core at once
+            self.map(lambda i, s, t: R[s].fill(0.0))
             R[B.rows] = B.values
         else:
             np.copyto(R, B, casting="same_kind")
