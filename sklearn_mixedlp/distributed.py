@@ -68,15 +68,9 @@ def _checked_shard(X, offset):
     return X
 
 
-def _norm_sums(X, offset):
-    """The :func:`~sklearn_mixedlp._graph.row_norm_sums` of a checked shard."""
-    return row_norm_sums(_checked_shard(X, offset))
-
-
-def _normalize_shard(X, offset, height=0.0):
+def _normalize_shard(X, height=0.0):
     """The L2-normalised rows of a checked shard, lifted by ``height`` when it
     is positive, and its zero rows."""
-    X = _checked_shard(X, offset)
     if height > 0:
         X, _ = lift_rows(X, None, height=height)
     return l2_normalize_quiet(X)
@@ -599,18 +593,18 @@ class _ShardedFit:
         who = client.who_has(parts)
         workers = [sorted(who[p.key])[0] for p in parts]
         self.cl = cl = _Cluster(client, workers)
+        # each shard checked once, where it is
+        checked = [cl.on(s, _checked_shard, parts[s], int(self.offsets[s])) for s in self.shards]
         est.lift_height_ = 0.0
         if est.lift > 0:
             # the root-mean-square row norm, reduced over the shards
-            sums = cl.gather([
-                cl.on(s, _norm_sums, parts[s], int(self.offsets[s])) for s in self.shards
-            ])  # raises on NaN
+            sums = cl.gather([cl.on(s, row_norm_sums, checked[s]) for s in self.shards])
             est.lift_height_ = float(est.lift * rms_row_norm(sums, n_samples))
         self.width = self.n_features + (est.lift_height_ > 0)  # lifted or not
         normal = [
-            cl.on(s, _normalize_shard, parts[s], int(self.offsets[s]), est.lift_height_)
-            for s in self.shards
+            cl.on(s, _normalize_shard, checked[s], est.lift_height_) for s in self.shards
         ]
+        del checked
         self.V, zero = zip(*(cl.split(s, normal[s], 2) for s in self.shards))
         self.zero = np.concatenate(cl.gather(list(zero)))  # raises on NaN
         self.lap("validation", f"{self.n_shards} shards on {len(set(workers))} workers")

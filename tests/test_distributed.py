@@ -219,7 +219,8 @@ def test_processes(data):
     compare(reference, fitted)
 
 
-def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypatch):
+@pytest.mark.parametrize("lift", [0.0, 1.0])  # with a lift: in the norm reduction
+def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypatch, lift):
     X, _, y = data
     X = X.copy()
     X[-1, -1] = np.nan
@@ -230,7 +231,7 @@ def test_nan_in_the_last_row_is_refused_before_the_search(client, data, monkeypa
     monkeypatch.setattr(dist, "_shard_index", search)
     with pytest.raises(ValueError, match="NaN or infinity.*row 1199, column 11"):
         dist.fit_distributed(
-            MixedLabelPropagation(), da.from_array(X, chunks=(500, -1)), y,
+            MixedLabelPropagation(lift=lift), da.from_array(X, chunks=(500, -1)), y,
             client=client,
         )
 
