@@ -509,18 +509,10 @@ def discriminant_unit_block(model, V):
     rows in 0.6x the time)."""
     if model[0] == "constant":
         return unit_rows(_discriminant_proba(model, V[:1])).repeat(V.shape[0], axis=0)
-    _, coef, offset, present, n_classes = model
-    logits = np.asarray(V @ coef)
-    logits += offset
-    logits -= logits.max(axis=1, keepdims=True)
-    logits = logits.astype(np.float32)
-    np.exp(logits, out=logits)  # the largest entry of each row is 1
-    logits /= np.linalg.norm(logits, axis=1, keepdims=True)
-    if present.size == n_classes:
-        return logits
-    Qn = np.zeros((V.shape[0], n_classes), dtype=np.float32)
-    Qn[:, present] = logits
-    return Qn
+    Q = _shifted_logits(model, V).astype(np.float32)
+    np.exp(Q, out=Q)  # the largest entry of each row is 1
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    return _on_classes(Q, model)
 
 
 def _row_blocks(n_rows, rows=2**14):
@@ -600,17 +592,31 @@ def _discriminant_proba(model, V):
     """The probabilities of a :func:`_fit_discriminant` model for rows ``V``."""
     if model[0] == "constant":
         return np.tile(model[1], (V.shape[0], 1))
-    _, coef, offset, present, n_classes = model
+    Q = _shifted_logits(model, V)
+    np.exp(Q, out=Q)
+    Q /= Q.sum(axis=1, keepdims=True)
+    return _on_classes(Q, model)
+
+
+def _shifted_logits(model, V):
+    """The logits of a linear :func:`_fit_discriminant` model for rows ``V``
+    (float64), each row less its largest."""
+    _, coef, offset, _, _ = model
     logits = np.asarray(V @ coef)
     logits += offset
     logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
+    return logits
+
+
+def _on_classes(Q, model):
+    """The columns ``Q`` of a linear model's present classes put in place
+    among all its classes (zero columns for the others)."""
+    _, _, _, present, n_classes = model
     if present.size == n_classes:
-        return logits
-    Q = np.zeros((V.shape[0], n_classes))
-    Q[:, present] = logits
-    return Q
+        return Q
+    out = np.zeros((Q.shape[0], n_classes), dtype=Q.dtype)
+    out[:, present] = Q
+    return out
 
 
 def control_negative_weights(W, F, *, scale_free=False):
