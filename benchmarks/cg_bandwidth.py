@@ -11,7 +11,8 @@ In the same run the script measures
     rows as given and in reverse Cuthill-McKee order (what ``block_cg``
     solves in by default), for scipy on one thread and the solver's
     kernels (scipy on row chunks on threads; the compiled row-blocked
-    kernel, numba, when installed; torch CSR): its achieved bytes per
+    kernel, numba, when installed; torch CSR), and Intel MKL's
+    (``mkl_sparse_?_mm`` through sparse_dot_mkl) when installed: its achieved bytes per
     second counting the bytes that must move at least (values + 32-bit
     indices + indptr of ``A``, ``X`` read once, the output written once).
     Each stored entry of ``A`` reads a whole row of ``X`` (C values), so
@@ -47,12 +48,15 @@ Graphs (``--graph``):
 ``sphere``
     The package's own pipeline,
     :func:`~sklearn_mixedlp.datasets.make_sphere_mixture` and
-    :func:`~sklearn_mixedlp.knn_graph` (exact search): the reference the
-    synthetic graphs imitate, slow beyond ~50k rows on 2 cores.
+    :func:`~sklearn_mixedlp.knn_graph` (the estimators' search: exact up to
+    a few hundred thousand rows, inverted lists beyond): the graph the
+    synthetic ones imitate, about 1.5 minutes for 1M rows (k = 50).
 
 Rows come in data order (classes shuffled), as the estimators see them;
 ``--order cluster`` sorts them by class, which shows what locality of the
-``X`` rows gathered by the product is worth.
+``X`` rows gathered by the product is worth; ``--order cells`` puts them
+in the order the estimators solve in (k-means cells of the features,
+reverse Cuthill-McKee inside each; ``latent`` and ``sphere`` only).
 
 Timings on a shared machine are noisy: every time is the median of
 ``--repeats`` runs, and the load average is printed. Run::
@@ -60,6 +64,8 @@ Timings on a shared machine are noisy: every time is the median of
     python benchmarks/cg_bandwidth.py                   # N = 200k, ~10 min
     python benchmarks/cg_bandwidth.py --n-samples 1000000 --graph random
     python benchmarks/cg_bandwidth.py --reorder none    # rows as given
+    python benchmarks/cg_bandwidth.py --n-samples 1000000 --graph sphere \\
+        --order cells --reorder none               # the estimators' graph
 """
 
 import argparse
@@ -95,7 +101,7 @@ def latent_graph(n, k, n_classes, rng, dim=8, spread=2.0):
     w = np.exp(-4 * dist**2 / np.maximum(dist[:, -1:], 1e-12) ** 2)
     indptr = np.arange(0, n * k + 1, k)
     K = sp.csr_matrix((w.ravel(), idx.ravel(), indptr), shape=(n, n))
-    return K, y
+    return K, y, Z
 
 
 def random_graph(n, k, n_classes, rng, p_cross=0.1):
@@ -114,25 +120,34 @@ def random_graph(n, k, n_classes, rng, p_cross=0.1):
     K = sp.csr_matrix(
         (rng.random(n * k) + 0.1, cols, np.arange(0, n * k + 1, k)), shape=(n, n)
     )
-    return K, y
+    return K, y, None
 
 
 def sphere_graph(n, k, n_classes, rng):
+    """The package's own pipeline (the estimators' search backend and
+    weights) on the sphere mixture; returns ``(K, y, X)``."""
     from sklearn_mixedlp import knn_graph
     from sklearn_mixedlp.datasets import make_sphere_mixture
 
     X, y = make_sphere_mixture(n, n_classes=n_classes, random_state=rng)
-    return knn_graph(X, k, knn_backend="exact"), y
+    return knn_graph(X, k, random_state=0), y, X
 
 
 GRAPHS = {"latent": latent_graph, "random": random_graph, "sphere": sphere_graph}
 
 
-def propagation_system(K, y, n_classes, rng, order="data", n_labeled=5):
+def propagation_system(K, y, n_classes, rng, order="data", n_labeled=5, X=None):
     """``A = (1 + mu) I - D^-1/2 W D^-1/2`` with ``W = K + K^T`` and ``B =
-    mu Y`` for ``n_labeled`` random labelled rows per class."""
+    mu Y`` for ``n_labeled`` random labelled rows per class, the rows in
+    ``order`` (``'cells'``: the estimators' order, from the features
+    ``X``)."""
     if order == "cluster":
         perm = np.argsort(y, kind="stable")
+        K, y = K[perm][:, perm], y[perm]
+    elif order == "cells":
+        from sklearn_mixedlp._graph import locality_order
+
+        perm = locality_order(X, (K + K.T).tocsr(), random_state=0)
         K, y = K[perm][:, perm], y[perm]
     W = (K + K.T).tocsr()
     W.setdiag(0)
@@ -203,6 +218,9 @@ def products(A, n_cols, dtype, n_threads, compiled_only=False):
         found[f"numba, {cblocks.n_threads} threads"] = lambda: compiled(X, out)
     if compiled_only:
         return found
+    mkl = _mkl_product()
+    if mkl is not None:
+        found[f"mkl, {mkl[1]} threads"] = lambda: mkl[0](A_typed, X, out=out)
     if hasattr(_solvers, "_TorchProduct"):
         try:
             import torch
@@ -211,6 +229,16 @@ def products(A, n_cols, dtype, n_threads, compiled_only=False):
         tproduct = _solvers._TorchProduct(A_typed, dtype, "cpu")
         found[f"torch, {torch.get_num_threads()} threads"] = lambda: tproduct(X, out)
     return found
+
+
+def _mkl_product():
+    """``(dot_product_mkl, threads)`` from sparse_dot_mkl when it and Intel
+    MKL are installed (``pip install mkl sparse_dot_mkl``), else None."""
+    try:
+        from sparse_dot_mkl import dot_product_mkl, mkl_get_max_threads
+    except (ImportError, OSError):
+        return None
+    return dot_product_mkl, mkl_get_max_threads()
 
 
 def _compiled_kernels():
@@ -343,7 +371,7 @@ def main(argv=None):
     parser.add_argument("--n-neighbors", type=int, default=50)
     parser.add_argument("--n-classes", type=int, default=100)
     parser.add_argument("--graph", choices=sorted(GRAPHS), default="latent")
-    parser.add_argument("--order", choices=["data", "cluster"], default="data")
+    parser.add_argument("--order", choices=["data", "cluster", "cells"], default="data")
     parser.add_argument("--solvers", nargs="+", default=["scipy", "torch"])
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--tol", type=float, default=1e-6)
@@ -355,13 +383,16 @@ def main(argv=None):
                         help="skip (b), the products on their own")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.order == "cells" and args.graph == "random":
+        parser.error("--order cells needs a graph with features "
+                     "(--graph latent or sphere)")
     rng = np.random.default_rng(args.seed)
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     start = time.perf_counter()
-    K, y = GRAPHS[args.graph](args.n_samples, args.n_neighbors, args.n_classes, rng)
-    A, B = propagation_system(K, y, args.n_classes, rng, args.order)
-    del K
+    K, y, X = GRAPHS[args.graph](args.n_samples, args.n_neighbors, args.n_classes, rng)
+    A, B = propagation_system(K, y, args.n_classes, rng, args.order, X=X)
+    del K, X
     n, C = B.shape
     print(
         f"{args.graph} graph, {args.order} order: N={n}, C={C}, "
