@@ -190,20 +190,38 @@ def stream_copy(n_threads, repeats=10, n_bytes=256 * 2**20):
     return 2 * src.nbytes / best
 
 
+def device_copy(device, repeats=10, n_bytes=1024 * 2**20):
+    """Best copy bandwidth in bytes/s (read + write) of a torch device."""
+    import torch
+
+    src = torch.ones(n_bytes // 4, device=device)
+    dst = torch.empty_like(src)
+
+    def copy():
+        dst.copy_(src)
+        torch.cuda.synchronize(device)
+
+    copy()
+    return 2 * src.numel() * 4 / min(median_time(copy, 1) for _ in range(repeats))
+
+
 def matrix_bytes(A, itemsize):
     """Values + 32-bit indices + indptr, as the backends store them."""
     return A.nnz * (itemsize + 4) + (A.shape[0] + 1) * 4
 
 
-def products(A, n_cols, dtype, n_threads, compiled_only=False):
+def products(A, n_cols, dtype, n_threads, compiled_only=False, device="cpu"):
     """name -> callable computing ``A @ X`` (into a preallocated block where
     the kernel allows): scipy as is, and the solver's kernels (with
-    ``compiled_only``, the compiled one alone)."""
+    ``compiled_only``, the compiled one alone); on a CUDA ``device``, also
+    torch's product there (the name ends in ``on cuda``)."""
     X = np.random.default_rng(0).random((A.shape[0], n_cols)).astype(dtype)
     out = np.empty_like(X)
     A_typed = sp.csr_matrix(A, dtype=dtype)
-    inv_diag = np.ones(A.shape[0])  # not read by the products
     found = {}
+    if device != "cpu":
+        found.update(_device_product(A_typed, X, dtype, device))
+    inv_diag = np.ones(A.shape[0])  # not read by the products
     if not compiled_only:
         found["scipy, 1 thread"] = lambda: A_typed @ X
     if hasattr(_solvers, "_ScipyProduct") and not compiled_only:
@@ -229,6 +247,22 @@ def products(A, n_cols, dtype, n_threads, compiled_only=False):
         tproduct = _solvers._TorchProduct(A_typed, dtype, "cpu")
         found[f"torch, {torch.get_num_threads()} threads"] = lambda: tproduct(X, out)
     return found
+
+
+def _device_product(A, X, dtype, device):
+    """``{'torch on cuda': callable}``: the torch backend's product on the
+    device, synchronised so that its time is the kernel's."""
+    import torch
+
+    product = _solvers._TorchProduct(A, dtype, device)
+    X_device = torch.from_numpy(X).to(device)
+    out = torch.empty_like(X_device)
+
+    def run():
+        product(X_device, out)
+        torch.cuda.synchronize(device)
+
+    return {f"torch on {device}": run}
 
 
 def _mkl_product():
@@ -260,12 +294,13 @@ def solver_kwargs(**kwargs):
     return {k: v for k, v in kwargs.items() if k in known}
 
 
-def time_solver(A, B, solver, dtype, tol, n_threads, reorder, repeats, kernel=None):
+def time_solver(A, B, solver, dtype, tol, n_threads, reorder, repeats, kernel=None,
+                device="cpu"):
     """Setup time (median of ``repeats`` runs with ``max_iter=0``: type
     conversions, reordering, torch tensors), then one full solve; the time
     per iteration is (solve - setup) / iterations."""
     kwargs = solver_kwargs(
-        solver=solver, device="cpu" if solver == "torch" else None, dtype=dtype,
+        solver=solver, device=device if solver == "torch" else None, dtype=dtype,
         n_threads=n_threads, reorder=reorder, kernel=kernel,
     )
     with warnings.catch_warnings():
@@ -293,7 +328,7 @@ def time_solver(A, B, solver, dtype, tol, n_threads, reorder, repeats, kernel=No
 _IN_CACHE_ROWS = 64
 
 
-def report_products(A, C, args, bandwidth):
+def report_products(A, C, args, bandwidth, device_bandwidth=None):
     """Table (b): each kernel on the rows as given and in RCM order."""
     n = A.shape[0]
     orders = {args.order: A}
@@ -315,18 +350,21 @@ def report_products(A, C, args, bandwidth):
         min_bytes = matrix_bytes(A, item) + 2 * n * C * item
         gather_bytes = matrix_bytes(A, item) + (A.nnz + n) * C * item
         for order, M in [*orders.items(), ("in-cache", floor)]:
-            found = products(M, C, dtype, args.threads, compiled_only=order == "in-cache")
+            found = products(M, C, dtype, args.threads,
+                             compiled_only=order == "in-cache", device=args.device)
             for kernel, fn in found.items():
                 fn()
                 t = median_time(fn, args.repeats)
+                # a device's product against the device's own bandwidth
+                own = device_bandwidth if kernel.endswith(args.device) else bandwidth
                 print(
                     f"{name:8} {order:8} {kernel:16} {t:7.3f} "
-                    f"{min_bytes / t / 1e9:9.2f} {t / (min_bytes / bandwidth):8.1f} "
+                    f"{min_bytes / t / 1e9:9.2f} {t / (min_bytes / own):8.1f} "
                     f"{gather_bytes / t / 1e9:12.2f}"
                 )
 
 
-def report_solver(A, B, args, bandwidth):
+def report_solver(A, B, args, bandwidth, device_bandwidth=None):
     """Table (c): block_cg per backend and precision."""
     n, C = B.shape
     reorder = None if args.reorder == "none" else args.reorder
@@ -336,29 +374,36 @@ def report_solver(A, B, args, bandwidth):
           f"(matrix + {2 + UPDATE_PASSES} N x C passes) / copy bandwidth")
     print("'x gather': the same with the product reading one row of X per "
           "stored entry (nnz * C values) instead of X once")
-    print(f"{'solver':7} {'dtype':8} {'iters':>5} {'s/iter':>7} {'cpu/iter':>8} "
+    print(f"{'solver':10} {'dtype':8} {'iters':>5} {'s/iter':>7} {'cpu/iter':>8} "
           f"{'bound s':>8} {'x bound':>8} {'x gather':>8} {'setup s':>8} "
           f"{'solve s':>8} {'true res':>9}")
     runs = []
     for solver in args.solvers:
-        if solver == "scipy" and "kernel" in block_cg.__code__.co_varnames:
-            # the compiled kernels, then the scipy reference they are tested against
-            runs += [("numba", "scipy", "numba"), ("scipy", "scipy", "scipy")]
-            if _compiled_kernels() is None:
-                runs.remove(("numba", "scipy", "numba"))
+        if solver in ("scipy", "numba") and "kernel" in block_cg.__code__.co_varnames:
+            # the compiled kernels, then (for 'scipy') the scipy reference
+            # they are tested against
+            if _compiled_kernels() is not None:
+                runs.append(("numba", "scipy", "numba"))
+            if solver == "scipy":
+                runs.append(("scipy", "scipy", "scipy"))
+        elif solver == "torch" and args.device != "cpu":
+            runs.append((f"torch/{args.device}", solver, None))
         else:
             runs.append((solver, solver, None))
     for label, solver, kernel in runs:
+        on_device = label.endswith(f"/{args.device}")
+        own = device_bandwidth if on_device else bandwidth
         for name in args.dtypes:
             dtype = np.dtype(name).type
             item = np.dtype(dtype).itemsize
             passes = (2 + UPDATE_PASSES) * n * C * item
-            bound = (matrix_bytes(A, item) + passes) / bandwidth
-            gather = bound + (A.nnz - n) * C * item / bandwidth
+            bound = (matrix_bytes(A, item) + passes) / own
+            gather = bound + (A.nnz - n) * C * item / own
             r = time_solver(A, B, solver, dtype, args.tol, args.threads, reorder,
-                            args.repeats, kernel)
+                            args.repeats, kernel,
+                            device=args.device if on_device else "cpu")
             print(
-                f"{label:7} {name:8} {r['n_iter']:5d} {r['iter']:7.3f} "
+                f"{label:10} {name:8} {r['n_iter']:5d} {r['iter']:7.3f} "
                 f"{r['cpu_iter']:8.3f} {bound:8.3f} {r['iter'] / bound:8.1f} "
                 f"{r['iter'] / gather:8.1f} {r['setup']:8.2f} {r['solve']:8.1f} "
                 f"{r['residual']:9.1e}"
@@ -372,7 +417,10 @@ def main(argv=None):
     parser.add_argument("--n-classes", type=int, default=100)
     parser.add_argument("--graph", choices=sorted(GRAPHS), default="latent")
     parser.add_argument("--order", choices=["data", "cluster", "cells"], default="data")
-    parser.add_argument("--solvers", nargs="+", default=["scipy", "torch"])
+    parser.add_argument("--solvers", nargs="+", default=["scipy", "torch"],
+                        choices=["scipy", "numba", "torch"],
+                        help="'scipy': the compiled kernels and scipy's; "
+                        "'numba': the compiled kernels alone")
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -381,6 +429,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-products", action="store_true",
                         help="skip (b), the products on their own")
+    parser.add_argument("--device", default="cpu",
+                        help="a torch CUDA device (e.g. 'cuda'): torch's product "
+                        "and solver also run there, against its own copy bandwidth")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.order == "cells" and args.graph == "random":
@@ -405,10 +456,15 @@ def main(argv=None):
         f"{v / 1e9:.1f} GB/s ({t} thread(s))" for t, v in copy.items()
     ))
 
-    if not args.skip_products:
-        report_products(A, C, args, bandwidth)
+    device_bandwidth = None
+    if args.device != "cpu":
+        device_bandwidth = device_copy(args.device)
+        print(f"{args.device} copy: {device_bandwidth / 1e9:.1f} GB/s")
 
-    report_solver(A, B, args, bandwidth)
+    if not args.skip_products:
+        report_products(A, C, args, bandwidth, device_bandwidth)
+
+    report_solver(A, B, args, bandwidth, device_bandwidth)
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
