@@ -214,12 +214,12 @@ def products(A, n_cols, dtype, n_threads, compiled_only=False, device="cpu"):
     """name -> callable computing ``A @ X`` (into a preallocated block where
     the kernel allows): scipy as is, and the solver's kernels (with
     ``compiled_only``, the compiled one alone); on a CUDA ``device``, also
-    torch's product there (the name ends in ``on cuda``)."""
+    torch's product there (the name ends in the device)."""
     X = np.random.default_rng(0).random((A.shape[0], n_cols)).astype(dtype)
     out = np.empty_like(X)
     A_typed = sp.csr_matrix(A, dtype=dtype)
     found = {}
-    if device != "cpu":
+    if device != "cpu" and not compiled_only:
         found.update(_device_product(A_typed, X, dtype, device))
     inv_diag = np.ones(A.shape[0])  # not read by the products
     if not compiled_only:
