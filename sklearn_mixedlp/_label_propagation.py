@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _solvers
 from ._graph import (
@@ -67,18 +67,18 @@ from ._utils import (
 )
 
 
-def _class_mass_normalize(G, y_labeled, n_classes):
+def _class_mass_normalize(G, prior):
     """Class-mass normalisation (Zhu, Ghahramani & Lafferty 2003).
 
-    Scales column ``c`` of the clipped solution (in place) so that its total mass is
-    the fraction of labeled samples in class ``c``: it removes the bias of
-    label propagation towards the classes whose labels sit in the denser,
-    better-connected parts of the graph.
+    Scales column ``c`` of the clipped solution (in place) so that its total
+    mass is ``prior[c]`` (the fraction of labeled samples in class ``c``, or
+    the estimator's ``class_prior``): it removes the bias of label
+    propagation towards the classes whose labels sit in the denser,
+    better-connected parts of the graph. A column without mass stays zero.
     """
-    prior = np.bincount(y_labeled, minlength=n_classes) / y_labeled.size
     G = np.clip(G, 0.0, None, out=G)
     mass = G.sum(axis=0)
-    factor = np.zeros(n_classes)
+    factor = np.zeros(G.shape[1])
     np.divide(prior, mass, out=factor, where=mass > 0)
     G *= factor
     return G
@@ -416,9 +416,7 @@ class _Mining:
         normalisation (in place)."""
         G[orphan] = 0.0
         if self.est.class_mass_normalization:
-            G = _class_mass_normalize(
-                G, self.y_index[self.labeled], self.n_classes
-            )
+            G = _class_mass_normalize(G, self.est.class_prior_)
         return G
 
     def distributions(self, G):
@@ -452,9 +450,8 @@ class _Mining:
             mass = np.zeros(C)
             for part in map_blocks(column_mass, spans):  # in chunk order
                 mass += part
-            prior = np.bincount(self.y_index[self.labeled], minlength=C) / np.count_nonzero(self.labeled)
             factor = np.zeros(C)
-            np.divide(prior, mass, out=factor, where=mass > 0)
+            np.divide(self.est.class_prior_, mass, out=factor, where=mass > 0)
         scale = np.zeros(n)
         labels = np.empty(n, dtype=np.int64)
         confidence = np.empty(n)
@@ -565,6 +562,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         "lift": [Interval(Real, 0, None, closed="left")],
         "laplacian": [StrOptions({"normalized", "combinatorial"})],
         "class_mass_normalization": ["boolean"],
+        "class_prior": ["array-like", None],
         "scale_free": ["boolean"],
         "mu": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "source": [StrOptions({"labels", "poisson"})],
@@ -650,6 +648,7 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         )
         unlabeled = unlabeled_mask(y)
         self.classes_, y_index = self._encode_labels(y, unlabeled)
+        self.class_prior_ = self._target_masses(y_index[~unlabeled])
         n_samples, n_classes = X.shape[0], self.classes_.size
         n_labeled = np.count_nonzero(~unlabeled)
         self._solver, self._device = resolve_solver(self.solver, self.device)
@@ -791,6 +790,36 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         y_index = np.zeros(y.shape[0], dtype=np.int64)
         y_index[~unlabeled] = order[np.searchsorted(classes[order], y_labeled)]
         return classes, y_index
+
+    def _target_masses(self, y_labeled):
+        """The class masses that class-mass normalisation aims at (the
+        fitted ``class_prior_``): ``class_prior`` normalised to sum to 1,
+        else the proportions of the labels ``y_labeled`` (indices into
+        ``classes_``); None without class-mass normalisation."""
+        n_classes = self.classes_.size
+        if self.class_prior is None:
+            if not self.class_mass_normalization:
+                return None
+            return np.bincount(y_labeled, minlength=n_classes) / y_labeled.size
+        if not self.class_mass_normalization:
+            raise ValueError(
+                "class_prior is the target of class-mass normalisation; it "
+                "needs class_mass_normalization=True."
+            )
+        prior = check_array(
+            self.class_prior, ensure_2d=False, dtype=np.float64, input_name="class_prior"
+        )
+        if prior.ndim != 1 or prior.size != n_classes:
+            raise ValueError(
+                f"class_prior must have one entry per class, in the order of "
+                f"classes_ {self.classes_.tolist()}; got shape {prior.shape}."
+            )
+        if np.any(prior < 0) or not prior.sum() > 0:
+            raise ValueError(
+                "class_prior must be non-negative with a positive sum (it is "
+                f"normalised to sum to 1); got {prior.tolist()}."
+            )
+        return prior / prior.sum()
 
     def _build_graph(self, X, n_neighbors, precomputed, clock):
         self._ivf_lists = None
@@ -1300,8 +1329,16 @@ _SHARED_PARAMS_DOC = """
         removed from its edge.
     class_mass_normalization : bool, default=True
         Scale each class's column of the solution so that its total mass is
-        the fraction of labeled rows in that class (Zhu et al. 2003) before
-        the rows are normalised to distributions.
+        the fraction of labeled rows in that class (Zhu et al. 2003), or
+        ``class_prior`` when given, before the rows are normalised to
+        distributions.
+    class_prior : array-like of shape (n_classes,), default=None
+        The class proportions that class-mass normalisation aims at, when
+        they are known and differ from those of the labels (for instance
+        when each class was given the same number of labels): one
+        non-negative entry per class, in the order of ``classes_``,
+        normalised to sum to 1 (counts will do). None: the proportions of
+        the labeled rows. Needs ``class_mass_normalization=True``.
     scale_free : bool, default=True
         Measure the negatives in the units of the graph. Mined negatives
         (:class:`HardNegativeLP`): the softmax of eq. 20 acts on the
@@ -1373,6 +1410,10 @@ _SHARED_PARAMS_DOC = """
 _SHARED_ATTRIBUTES_DOC = """
     classes_ : ndarray of shape (n_classes,)
         Class labels.
+    class_prior_ : ndarray of shape (n_classes,) or None
+        The class masses that class-mass normalisation aimed at:
+        ``class_prior`` normalised, or the proportions of the labeled rows;
+        None with ``class_mass_normalization=False``.
     transduction_ : ndarray of shape (n_samples,)
         Pseudolabel ``argmax_c G_ic`` of every training sample. On a
         labeled row it can differ from the given label (see ``mu``; a
@@ -1496,6 +1537,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         source="labels",
         beta=1.0,
         class_mass_normalization=True,
+        class_prior=None,
         scale_free=True,
         dissimilarity_loss="mixed",
         knn_backend="auto",
@@ -1517,6 +1559,7 @@ class MixedLabelPropagation(_BaseMixedLP):
         self.source = source
         self.beta = beta
         self.class_mass_normalization = class_mass_normalization
+        self.class_prior = class_prior
         self.scale_free = scale_free
         self.dissimilarity_loss = dissimilarity_loss
         self.knn_backend = knn_backend
@@ -1699,6 +1742,7 @@ class HardNegativeLP(_BaseMixedLP):
         source="labels",
         beta=1.0,
         class_mass_normalization=True,
+        class_prior=None,
         scale_free=True,
         dissimilarity_loss="cut",
         knn_backend="auto",
@@ -1723,6 +1767,7 @@ class HardNegativeLP(_BaseMixedLP):
         self.source = source
         self.beta = beta
         self.class_mass_normalization = class_mass_normalization
+        self.class_prior = class_prior
         self.scale_free = scale_free
         self.dissimilarity_loss = dissimilarity_loss
         self.knn_backend = knn_backend

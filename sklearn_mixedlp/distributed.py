@@ -577,6 +577,7 @@ class _ShardedFit:
         unlabeled = unlabeled_mask(y)
         est.classes_, self.y_index = est._encode_labels(y, unlabeled)
         self.labeled = ~unlabeled
+        est.class_prior_ = est._target_masses(self.y_index[self.labeled])
         self.n_samples, self.n_classes = n_samples, est.classes_.size
         est.mu_ = est.mu
         if est.mu == "auto":
@@ -854,11 +855,8 @@ class _ShardedFit:
         factor = None
         if est.class_mass_normalization:
             mass = self.sum(cl.on(s, _mass, F[s], orphan[self.rows(s)]) for s in self.shards)
-            prior = np.bincount(self.y_index[self.labeled], minlength=C) / np.count_nonzero(
-                self.labeled
-            )
             factor = np.zeros(C)
-            np.divide(prior, mass, out=factor, where=mass > 0)
+            np.divide(est.class_prior_, mass, out=factor, where=mass > 0)
         views = [cl.on(s, _views, F[s], orphan[self.rows(s)], factor, uniform)
                  for s in self.shards]
         Pn = [cl.on(s, _view_part, views[s], 0) for s in self.shards]
@@ -956,7 +954,7 @@ class _ShardedFit:
         G[orphan] = 0.0
         y_index, labeled = self.y_index, self.labeled
         if est.class_mass_normalization:
-            G = _class_mass_normalize(G, y_index[labeled], C)
+            G = _class_mass_normalize(G, est.class_prior_)
         _set_distributions(est, G, y_index, labeled, C, self.dtype)
         est.n_features_in_ = self.n_features
         est.n_shards_ = self.n_shards

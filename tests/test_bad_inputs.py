@@ -479,7 +479,25 @@ def _bad_fits(X, y):
         ("continuous y", X, np.where(y == -1, -1, y + 0.5), ValueError,
          "Unknown label type"),
         ("unknown class", X, y, ValueError, "neither -1"),
+        ("prior length", X, y, ValueError, "one entry per class"),
+        ("prior 2-d", X, y, ValueError, "one entry per class"),
+        ("prior negative", X, y, ValueError, "non-negative with a positive sum"),
+        ("prior zero", X, y, ValueError, "non-negative with a positive sum"),
+        ("prior nan", X, y, ValueError, "NaN"),
+        ("prior without cmn", X, y, ValueError, "class_mass_normalization=True"),
     ]  # fmt: skip
+
+
+# the estimator parameters of the cases that need them
+BAD_FIT_PARAMS = {
+    "unknown class": {"classes": [0, 1]},
+    "prior length": {"class_prior": [0.5, 0.5]},
+    "prior 2-d": {"class_prior": [[0.2, 0.3, 0.5]]},
+    "prior negative": {"class_prior": [0.6, 0.6, -0.2]},
+    "prior zero": {"class_prior": [0, 0, 0]},
+    "prior nan": {"class_prior": [0.2, np.nan, 0.8]},
+    "prior without cmn": {"class_prior": [1, 1, 2], "class_mass_normalization": False},
+}
 
 
 BAD_FIT_IDS = [case[0] for case in _bad_fits(np.ones((8, 2)), np.zeros(8, int))]
@@ -492,7 +510,7 @@ def test_bad_fit_inputs_raise_clear_errors(blobs, Est, case):
     _, X_bad, y_bad, error, match = next(
         c for c in _bad_fits(X, y_masked) if c[0] == case
     )
-    params = {"classes": [0, 1]} if case == "unknown class" else {}
+    params = BAD_FIT_PARAMS.get(case, {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(error, match=match):

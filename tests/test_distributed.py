@@ -64,8 +64,9 @@ def compare(reference, fitted, atol=1e-6):
         ({"laplacian": "combinatorial"}, (600, 5, 595)),
         ({"kernel": "power", "gamma": 3.0, "source": "poisson"}, 400),
         ({"class_mass_normalization": False, "mu": 0.1}, 400),
+        ({"class_prior": [3, 1, 1, 1, 1, 2]}, 400),
     ],
-    ids=["default", "tiny-shard", "combinatorial", "power-poisson", "no-cmn"],
+    ids=["default", "tiny-shard", "combinatorial", "power-poisson", "no-cmn", "prior"],
 )
 def test_same_transduction_as_one_machine(client, data, params, chunks):
     X, _, y = data
@@ -107,8 +108,9 @@ def test_auto_neighbors_as_one_machine(client, data):
         {"mining": "agreement", "n_rounds": 2},
         {"laplacian": "combinatorial", "n_rounds": 2},
         {"class_mass_normalization": False, "beta": 0.5, "n_rounds": 1},
+        {"class_prior": [3, 1, 1, 1, 1, 2], "n_rounds": 2},
     ],
-    ids=["two_view", "agreement", "combinatorial", "no-cmn"],
+    ids=["two_view", "agreement", "combinatorial", "no-cmn", "prior"],
 )
 def test_hard_negative_lp_same_transduction(client, data, params):
     """The mining rounds (the views, the linear discriminant, the agreement

@@ -578,9 +578,10 @@ def test_mining_views_are_the_same_on_one_thread_and_on_all(monkeypatch, cmn):
     labeled = rng.uniform(size=n) < 0.2
     orphan = np.zeros(n, dtype=bool)
     orphan[10:20] = True
+    prior = np.bincount(y_index[labeled], minlength=C) / labeled.sum()
     mining = SimpleNamespace(
         orphan=orphan, y_index=y_index, labeled=labeled,
-        est=SimpleNamespace(class_mass_normalization=cmn),
+        est=SimpleNamespace(class_mass_normalization=cmn, class_prior_=prior if cmn else None),
     )
     views = _label_propagation._Mining.views
     monkeypatch.setattr(_utils, "available_cores", lambda: 2)
@@ -595,7 +596,6 @@ def test_mining_views_are_the_same_on_one_thread_and_on_all(monkeypatch, cmn):
     P = np.clip(G, 0.0, None)
     P[orphan] = 0.0
     if cmn:
-        prior = np.bincount(y_index[labeled], minlength=C) / labeled.sum()
         P = P * np.divide(prior, P.sum(axis=0), out=np.zeros(C), where=P.sum(axis=0) > 0)
     mass = P.sum(axis=1, keepdims=True)
     present = np.bincount(y_index[labeled], minlength=C) > 0

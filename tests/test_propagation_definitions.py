@@ -52,11 +52,14 @@ def dense_dissimilarity(est, Wdis, s, sign=1.0):
     return 2 * est.beta * s[:, None] * Q * s[None, :]
 
 
-def distributions(G, est=None, y_train=None):
+def distributions(G, est=None, y_train=None, prior=None):
+    """Clip, class-mass normalise to ``prior`` (default: the labels'
+    proportions) when ``est`` does, and normalise the rows."""
     P = np.clip(G, 0, None)
     if est is not None and est.class_mass_normalization:
-        labeled = y_train[y_train != -1]
-        prior = np.array([(labeled == c).mean() for c in est.classes_])
+        if prior is None:
+            labeled = y_train[y_train != -1]
+            prior = np.array([(labeled == c).mean() for c in est.classes_])
         P = P * prior / P.sum(axis=0)
     mass = P.sum(axis=1, keepdims=True)
     return np.where(mass > 0, P / np.where(mass > 0, mass, 1), 1 / P.shape[1])
@@ -111,6 +114,59 @@ def test_class_mass_normalisation_matches_label_proportions():
         atol=1e-7,
     )
     assert not np.allclose(with_cmn.label_distributions_, plain.label_distributions_)
+
+
+@pytest.mark.parametrize("laplacian", LAPLACIANS)
+def test_class_prior_is_the_target_of_the_class_masses(laplacian):
+    """With ``class_prior`` the columns are normalised to its masses (given
+    as counts, in the order of ``classes_``): the dense definition."""
+    X, y_train = problem(n=200, n_labeled=30, seed=7)
+    est = MixedLabelPropagation(
+        n_neighbors=8, laplacian=laplacian, class_prior=[5, 3, 2], tol=1e-10
+    ).fit(X, y_train)
+    prior = np.array([0.5, 0.3, 0.2])
+    np.testing.assert_allclose(est.class_prior_, prior)
+    A, B, _ = dense_system(est, y_train)
+    expected = distributions(np.linalg.solve(A, B), est, y_train, prior=prior)
+    np.testing.assert_allclose(est.label_distributions_, expected, atol=1e-7)
+    np.testing.assert_array_equal(est.transduction_, est.classes_[expected.argmax(axis=1)])
+    default = MixedLabelPropagation(n_neighbors=8, laplacian=laplacian, tol=1e-10)
+    default.fit(X, y_train)
+    labeled = y_train[y_train != -1]
+    np.testing.assert_allclose(
+        default.class_prior_, [np.mean(labeled == c) for c in default.classes_]
+    )
+    assert not np.allclose(est.label_distributions_, default.label_distributions_)
+
+
+@pytest.mark.parametrize("Est", [MixedLabelPropagation, HardNegativeLP])
+def test_class_prior_of_the_labels_changes_nothing(Est):
+    """The labels' own proportions as ``class_prior`` give the default fit
+    (the mining's views are class-mass normalised the same way)."""
+    X, y_train = problem(n=200, n_labeled=30, seed=3)
+    default = Est(n_neighbors=8, tol=1e-10).fit(X, y_train)
+    given = Est(n_neighbors=8, tol=1e-10, class_prior=default.class_prior_ * 7).fit(
+        X, y_train
+    )
+    np.testing.assert_allclose(given.label_distributions_, default.label_distributions_,
+                               atol=1e-9)
+    np.testing.assert_array_equal(given.transduction_, default.transduction_)
+
+
+@pytest.mark.parametrize("Est", [MixedLabelPropagation, HardNegativeLP])
+def test_a_larger_class_prior_predicts_the_class_more_often(Est):
+    """Raising one class's target mass moves rows into it. For plain
+    propagation the solution does not depend on the prior, only its column
+    scales do, so no row ever leaves the class; the mining's cut depends on
+    the normalised views, so only the overall direction is pinned there."""
+    X, y_train = problem(n=300, n_labeled=15, seed=5)
+    counts = []
+    for weight in (0.5, 1.0, 2.0):
+        est = Est(n_neighbors=8, class_prior=[weight, 1.0, 1.0]).fit(X, y_train)
+        counts.append(np.sum(est.transduction_ == est.classes_[0]))
+    if Est is MixedLabelPropagation:
+        assert counts[0] < counts[1] < counts[2]
+    assert counts[0] < counts[2]
 
 
 @pytest.mark.parametrize("laplacian", LAPLACIANS)
