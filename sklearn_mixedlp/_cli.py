@@ -183,6 +183,54 @@ def _float_type(*, allow_zero):
     return parse
 
 
+def _class_prior_type(text):
+    """``LABEL=WEIGHT[,LABEL=WEIGHT...]`` -> list of (label text, weight)."""
+    pairs = []
+    for item in text.split(","):
+        label, sep, weight = item.rpartition("=")
+        label = label.strip()
+        if not sep or not label:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not LABEL=WEIGHT (e.g. --class-prior cat=6,dog=3,bird=1)"
+            )
+        pairs.append((label, _float_type(allow_zero=True)(weight.strip())))
+    labels = [label for label, _ in pairs]
+    repeated = sorted({t for t in labels if labels.count(t) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"labels given twice: {', '.join(repeated)}")
+    return pairs
+
+
+def _class_prior(pairs, classes):
+    """The weights of ``pairs`` (from :func:`_class_prior_type`) in the
+    order of ``classes`` (the sorted labels of the fit); every class needs
+    one and every label must be a class."""
+    def key(text):
+        if classes.dtype.kind not in "iu":
+            return text
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if math.isfinite(number) and number == round(number) else text
+
+    given = {key(label): weight for label, weight in pairs}
+    unknown = [label for label, _ in pairs if key(label) not in set(classes.tolist())]
+    if unknown:
+        raise CLIError(
+            f"--class-prior names {', '.join(map(repr, unknown))}, which "
+            f"{'is' if len(unknown) == 1 else 'are'} not a labeled class "
+            f"({', '.join(map(str, classes.tolist()))})"
+        )
+    missing = [c for c in classes.tolist() if c not in given]
+    if missing:
+        raise CLIError(
+            f"--class-prior gives no weight to class(es) "
+            f"{', '.join(map(str, missing))}: every labeled class needs one"
+        )
+    return [given[c] for c in classes.tolist()]
+
+
 def build_parser():
     """Build the argument parser of the ``sklearn-mixedlp`` command.
 
@@ -279,6 +327,14 @@ def build_parser():
         "of the root-mean-square row norm: 0 builds the graph on the rows' "
         "directions (cosine), 1 keeps part of their norms, which helped on "
         f"standardised tabular features (default: {_DEFAULTS['lift']:g})",
+    )
+    model.add_argument(
+        "--class-prior",
+        type=_class_prior_type,
+        metavar="LABEL=W,...",
+        help="the class proportions of the data when known and unlike the "
+        "labels' (e.g. cat=6,dog=3,bird=1; normalised): the masses class-mass "
+        "normalisation aims at (default: the labels' proportions)",
     )
     model.add_argument(
         "--temperature",
@@ -926,11 +982,18 @@ def parse_labels(values, source="labels"):
 
 
 def _estimator_spec(args):
-    """Class, positional argument and explicitly given parameters."""
+    """Class, positional argument and explicitly given parameters
+    (``--class-prior`` once :func:`_run` has put it in the order of the
+    classes, as ``args.class_prior_weights``)."""
     cls, first, _ = METHODS[args.method]
+    if getattr(args, "class_prior", None) is not None and not hasattr(
+        args, "class_prior_weights"
+    ):
+        raise CLIError("--class-prior is ordered by the labeled classes: read the labels first")
     params = {
         "n_neighbors": args.n_neighbors,
         "lift": args.lift,
+        "class_prior": getattr(args, "class_prior_weights", None),
         "temperature": args.temperature if args.method in _MINED else None,
         "beta": args.beta,
         "solver": args.solver,
@@ -1147,6 +1210,8 @@ def _run(args):
     )
     if n_classes == 1:
         warnings.warn("only one class is labeled: every row gets that class")
+    if args.class_prior is not None:
+        args.class_prior_weights = _class_prior(args.class_prior, np.unique(y[labeled]))
 
     verbose = 0 if args.quiet else 1 + args.verbose
     estimator = make_estimator(args, verbose=verbose)
