@@ -215,7 +215,8 @@ def _class_prior(pairs, classes):
         return int(number) if math.isfinite(number) and number == round(number) else text
 
     given = {key(label): weight for label, weight in pairs}
-    unknown = [label for label, _ in pairs if key(label) not in set(classes.tolist())]
+    known = set(classes.tolist())
+    unknown = [label for label, _ in pairs if key(label) not in known]
     if unknown:
         raise CLIError(
             f"--class-prior names {', '.join(map(repr, unknown))}, which "
