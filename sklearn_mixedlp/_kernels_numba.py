@@ -213,13 +213,13 @@ def edge_cosines(indptr, indices, U, out, start, stop):
 
 
 @jit
-def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature,
-                     weighted, out, start, stop, mirror):
-    """``out[p] = w[p] (1 - exp(-(d + view_weight q) / temperature))`` for
-    the stored entries ``p`` of rows ``start .. stop - 1`` (without the
-    factor ``w[p]`` unless ``weighted``), with ``d = 1 - <Pn_i, Pn_j>`` and
-    ``q = 1 - <Qn_i, Qn_j>`` (``q = 0`` unless ``use_q``), the
-    disagreement clipped at 0; the dot products in float64. With the
+def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, product,
+                     temperature, weighted, out, start, stop, mirror):
+    """``out[p] = w[p] (1 - exp(-e / temperature))`` for the stored entries
+    ``p`` of rows ``start .. stop - 1`` (without the factor ``w[p]`` unless
+    ``weighted``), with ``e`` the views' disagreement of
+    :func:`_agreement_share` from ``d = 1 - <Pn_i, Pn_j>`` and ``q = 1 -
+    <Qn_i, Qn_j>``; the dot products in float64. With the
     ``mirror`` of each entry (:func:`mirror_positions`; an empty array:
     none) each edge is computed once, from its upper entry, and written to
     both."""
@@ -233,7 +233,9 @@ def agreement_values(indptr, indices, w, Pn, Qn, use_q, view_weight, temperature
             s = 0.0
             for c in range(n_p):
                 s += np.float64(Pn[i, c]) * np.float64(Pn[j, c])
-            share = _agreement_share(1.0 - s, Qn, i, j, use_q, view_weight, temperature)
+            share = _agreement_share(
+                1.0 - s, Qn, i, j, use_q, view_weight, product, temperature
+            )
             _store_share(out, w, p, m, share, weighted)
 
 
@@ -287,14 +289,20 @@ def _store_share(out, w, p, m, share, weighted):
 
 
 @jit
-def _agreement_share(d, Qn, i, j, use_q, view_weight, temperature):
-    """``1 - exp(-max(d + view_weight q, 0) / temperature)`` with ``q = 1 -
-    <Qn_i, Qn_j>`` in float64 (``q = 0`` unless ``use_q``)."""
+def _agreement_share(d, Qn, i, j, use_q, view_weight, product, temperature):
+    """``1 - exp(-e / temperature)`` for the disagreement ``e`` of the views
+    ``d`` and ``q = 1 - <Qn_i, Qn_j>`` (in float64): without ``use_q``
+    ``e = max(d, 0)``; with it ``e = (1 + view_weight) sqrt(max(d, 0)
+    max(q, 0))`` when ``product``, else ``max(d + view_weight q, 0)``."""
     if use_q:
         s = 0.0
         for c in range(Qn.shape[1]):
             s += np.float64(Qn[i, c]) * np.float64(Qn[j, c])
-        d += view_weight * (1.0 - s)
+        q = 1.0 - s
+        if product:
+            d = (1.0 + view_weight) * np.sqrt(max(d, 0.0) * max(q, 0.0))
+        else:
+            d += view_weight * q
     if d < 0.0:
         d = 0.0
     return -np.expm1(-d / temperature)
@@ -340,7 +348,7 @@ def distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j):
 
 @jit
 def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, uniform2,
-                          scale, Qn, use_q, view_weight, temperature, weighted,
+                          scale, Qn, use_q, view_weight, product, temperature, weighted,
                           out, start, stop, mirror):
     """:func:`agreement_values` with the unit rows ``Pn`` of the class
     distributions read from the propagated scores ``G`` (see
@@ -352,7 +360,7 @@ def agreement_values_from(indptr, indices, w, G, factor2, uniform_factor, unifor
                 continue
             j = indices[p]
             d = 1.0 - distribution_dot(G, factor2, uniform_factor, uniform2, scale, i, j)
-            share = _agreement_share(d, Qn, i, j, use_q, view_weight, temperature)
+            share = _agreement_share(d, Qn, i, j, use_q, view_weight, product, temperature)
             _store_share(out, w, p, m, share, weighted)
 
 

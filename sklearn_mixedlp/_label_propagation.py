@@ -1630,9 +1630,10 @@ _HARDNEGATIVELP_DOC = (
       probabilities of a linear discriminant (shared covariance, shrunk)
       fitted in the feature space on the given labels and the
       pseudolabels, each pseudolabel weighted by its confidence;
-    - ``Wdis_ij = w_ij (1 - exp(-(d_ij + view_weight q_ij) / temperature))``,
-      the share of the edge's affinity that the views say joins two
-      classes, removed from the graph (``dissimilarity_loss='cut'``).
+    - ``Wdis_ij = w_ij (1 - exp(-e_ij / temperature))`` with ``e_ij = (1 +
+      view_weight) sqrt(d_ij q_ij)``, the share of the edge's affinity that
+      both views say joins two classes, removed from the graph
+      (``dissimilarity_loss='cut'``).
 
     The propagation labels a row from its neighbours, the discriminant from
     directions of the feature space: where the propagation carries one
@@ -1667,8 +1668,21 @@ _HARDNEGATIVELP_DOC = (
         row's spread with ``scale_free=True``; the paper's value is 4 on
         the raw scores).
     view_weight : float, default=0.5
-        Weight of the linear view's disagreement ``q_ij`` against the
-        propagation's ``d_ij`` (``'two_view'``).
+        ``'two_view'``: with ``view_combination='sum'`` the weight of the
+        linear view's disagreement ``q_ij`` against the propagation's
+        ``d_ij``; with ``'product'`` the scale ``1 + view_weight`` of their
+        geometric mean, so that both combinations give the same ``e_ij``
+        where the views agree (``d_ij = q_ij``).
+    view_combination : {'product', 'sum'}, default='product'
+        ``'two_view'``: how the views' disagreements combine.
+        ``'product'``: ``e_ij = (1 + view_weight) sqrt(d_ij q_ij)``, an
+        edge is cut only as far as both views see its ends differ.
+        ``'sum'``: ``e_ij = d_ij + view_weight q_ij``, either view may cut
+        it. Measured on nine data sets, ``'product'`` gives up 0.16 points
+        of the mean gain at 5 labels per class and removes the loss where
+        the propagation's view is noise (marketing at 50 labels per class:
+        -0.67 points for ``'sum'``, -0.10 for ``'product'``); see the user
+        guide.
     n_rounds : int, default=2
         Rounds of mining and propagation (``'two_view'`` and
         ``'agreement'``); each round after the first adds one solve. The
@@ -1717,6 +1731,7 @@ class HardNegativeLP(_BaseMixedLP):
         "mining": [StrOptions({"two_view", "agreement", "hard", "control"})],
         "temperature": [Interval(Real, 0, None, closed="neither"), None],
         "view_weight": [Interval(Real, 0, None, closed="left")],
+        "view_combination": [StrOptions({"product", "sum"})],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -1732,6 +1747,7 @@ class HardNegativeLP(_BaseMixedLP):
         *,
         temperature=None,
         view_weight=0.5,
+        view_combination="product",
         n_rounds=2,
         n_neighbors=10,
         kernel="self_tuning",
@@ -1757,6 +1773,7 @@ class HardNegativeLP(_BaseMixedLP):
         self.mining = mining
         self.temperature = temperature
         self.view_weight = view_weight
+        self.view_combination = view_combination
         self.n_rounds = n_rounds
         self.n_neighbors = n_neighbors
         self.kernel = kernel
@@ -1842,7 +1859,8 @@ class HardNegativeLP(_BaseMixedLP):
             # agreement_weights, on the stored entries of W
             Wdis = _OnGraph(mining.W, agreement_data(
                 mining.W, Pn, Qn, temperature=self._temperature(),
-                view_weight=self.view_weight, shares=True,
+                view_weight=self.view_weight,
+                view_combination=self.view_combination, shares=True,
             ))
             del Pn, Qn
         return Wdis, F

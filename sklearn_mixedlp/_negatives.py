@@ -176,15 +176,21 @@ def _map_chunks(fn, n_edges, n_classes):
     map_threads(fn, _edge_chunks(n_edges, n_classes), min_items=_MIN_THREADED_CHUNKS)
 
 
-def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
+def agreement_weights(
+    W, P, Q=None, *, temperature=0.25, view_weight=0.5, view_combination="product"
+):
     """Negative weights from the disagreement of two views across each edge.
 
     For each stored edge ``(i, j)`` of ``W``, with ``d_ij = 1 - cos(P_i,
     P_j)`` the disagreement of the propagated class distributions of its
     ends and ``q_ij = 1 - cos(Q_i, Q_j)`` that of a second view::
 
-        Wdis_ij = w_ij * (1 - exp(-(d_ij + view_weight * q_ij) / temperature))
+        Wdis_ij = w_ij * (1 - exp(-e_ij / temperature))
 
+    with ``e_ij = (1 + view_weight) * sqrt(d_ij * q_ij)`` (``view_combination
+    ='product'``: both views must see the ends differ) or ``e_ij = d_ij +
+    view_weight * q_ij`` (``'sum'``: either view may), the two equal where
+    the views agree (``d_ij = q_ij``); ``e_ij = d_ij`` without ``Q``.
     Both disagreements lie in ``[0, 1]`` (the rows are non-negative), so
     ``0 <= Wdis_ij < w_ij``: the negative weight is the share of the
     affinity that the views say joins two different classes, and an edge
@@ -203,6 +209,8 @@ def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
         Disagreement at which an edge keeps ``exp(-1)`` of its affinity.
     view_weight : float, default=0.5
         Weight of the second view's disagreement.
+    view_combination : {'product', 'sum'}, default='product'
+        How the two disagreements combine (see above).
 
     Returns
     -------
@@ -214,6 +222,7 @@ def agreement_weights(W, P, Q=None, *, temperature=0.25, view_weight=0.5):
     values = agreement_data(
         W, unit_rows(P), None if Q is None else unit_rows(Q),
         temperature=temperature, view_weight=view_weight,
+        view_combination=view_combination,
     )
     return on_pattern(W, values)
 
@@ -304,14 +313,17 @@ def edge_mirrors(W, n_classes):
     return out
 
 
-def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=False):
+def agreement_data(
+    W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, view_combination="product",
+    shares=False,
+):
     """The values of :func:`agreement_weights` on every stored entry of the
     CSR matrix ``W``, in the order of ``W.data``, from the unit rows ``Pn``
     (and ``Qn``) of :func:`unit_rows`, or a :class:`DistributionRows`
     ``Pn`` (read from its scores). With ``shares``, the share of each
-    affinity instead, ``1 - exp(-(d + view_weight q) / temperature)`` in
-    ``[0, 1]``, as float32 (half the memory; a fully cut edge is exactly
-    1, so its cut affinity is exactly 0).
+    affinity instead, ``1 - exp(-e / temperature)`` in ``[0, 1]``, as
+    float32 (half the memory; a fully cut edge is exactly 1, so its cut
+    affinity is exactly 0).
 
     The result is exactly symmetric. With the compiled kernels (numba)
     each row's neighbours are read in place, on all cores, and on a
@@ -323,6 +335,11 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     its own row (``(i, j)`` and ``(j, i)`` multiply the same numbers in
     the same order).
     """
+    if view_combination not in ("product", "sum"):
+        raise ValueError(
+            f"view_combination must be 'product' or 'sum', got {view_combination!r}."
+        )
+    product = view_combination == "product"
     values = np.empty(W.nnz, dtype=np.float32 if shares else np.float64)
     if W.nnz == 0:
         return values
@@ -331,7 +348,7 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
     if kernels is not None:
         Q = Qn if Qn is not None else np.zeros((Pn.shape[0], 0), dtype=np.float32)
         w = np.ascontiguousarray(W.data, dtype=np.float64)
-        args = (float(view_weight), float(temperature), not shares, values)
+        args = (float(view_weight), product, float(temperature), not shares, values)
         mirrors = edge_mirrors(W, Pn.shape[1])
         if mirrors is None:
             mirrors = np.empty(0, dtype=np.int32)
@@ -358,9 +375,12 @@ def agreement_data(W, Pn, Qn=None, *, temperature=0.25, view_weight=0.5, shares=
         j = W.indices[lo:hi]
         e = 1.0 - np.einsum("ec,ec->e", Pn[i], Pn[j], dtype=np.float64)
         if Qn is not None:
-            e += view_weight * (
-                1.0 - np.einsum("ec,ec->e", Qn[i], Qn[j], dtype=np.float64)
-            )
+            q = 1.0 - np.einsum("ec,ec->e", Qn[i], Qn[j], dtype=np.float64)
+            if product:
+                np.clip(e, 0.0, None, out=e)
+                e = (1.0 + view_weight) * np.sqrt(e * np.clip(q, 0.0, None))
+            else:
+                e += view_weight * q
         np.clip(e, 0.0, None, out=e)
         share = -np.expm1(-e / temperature)
         values[lo:hi] = share if shares else W.data[lo:hi] * share

@@ -357,14 +357,15 @@ def _linear_view(V, model):
     return discriminant_unit_block(model, V)
 
 
-def _agreement(halo, Pn, Pn_halos, Qn, Qn_halos, temperature, view_weight):
+def _agreement(halo, Pn, Pn_halos, Qn, Qn_halos, temperature, view_weight,
+               view_combination):
     """The float32 shares of :func:`~sklearn_mixedlp._negatives.agreement_data`
     on a shard's rows of ``W`` (aligned with its stored entries): the share
     of each edge's affinity that the views say joins two classes."""
     Qn = None if Qn is None else _extended(Qn, Qn_halos)
     return agreement_data(
         halo.W, _extended(Pn, Pn_halos), Qn, temperature=temperature,
-        view_weight=view_weight, shares=True,
+        view_weight=view_weight, view_combination=view_combination, shares=True,
     )
 
 
@@ -867,7 +868,7 @@ class _ShardedFit:
         return [
             cl.on(s, _agreement, self.halo[s], Pn[s], self.halos(s, Pn), Qn[s],
                   [] if V is None else self.halos(s, Qn), est._temperature(),
-                  est.view_weight)
+                  est.view_weight, est.view_combination)
             for s in self.shards
         ]
 

@@ -109,8 +109,9 @@ def test_auto_neighbors_as_one_machine(client, data):
         {"laplacian": "combinatorial", "n_rounds": 2},
         {"class_mass_normalization": False, "beta": 0.5, "n_rounds": 1},
         {"class_prior": [3, 1, 1, 1, 1, 2], "n_rounds": 2},
+        {"view_combination": "sum", "n_rounds": 2},
     ],
-    ids=["two_view", "agreement", "combinatorial", "no-cmn", "prior"],
+    ids=["two_view", "agreement", "combinatorial", "no-cmn", "prior", "sum"],
 )
 def test_hard_negative_lp_same_transduction(client, data, params):
     """The mining rounds (the views, the linear discriminant, the agreement

@@ -219,25 +219,34 @@ def test_system_pattern_equals_sparse_sum(kernels, compiled):
     assert not _cut_values(W, 0 * share, 1.0, kernels if compiled else None)[2]
 
 
+@pytest.mark.parametrize("combination", ["product", "sum"])
 @pytest.mark.parametrize("compiled", [False, True])
-def test_agreement_shares_are_the_weights_over_the_affinities(kernels, monkeypatch, compiled):
+def test_agreement_shares_are_the_weights_over_the_affinities(
+    kernels, monkeypatch, compiled, combination
+):
     """``shares=True``: float32 shares ``1 - exp(-e / T)``, the weights of
-    ``agreement_data`` divided by their affinities, in both paths."""
+    ``agreement_data`` divided by their affinities, in both paths, for
+    both combinations of the views."""
     from sklearn_mixedlp._negatives import agreement_data, unit_rows
 
     monkeypatch.setattr(_kernels, "MIN_WORK", 0 if compiled else 2**62)
     W = graph_with_empty_rows()
     rng = np.random.default_rng(10)
     Pn, Qn = unit_rows(rng.random((W.shape[0], 5))), unit_rows(rng.random((W.shape[0], 5)))
-    weights = agreement_data(W, Pn, Qn, temperature=0.3, view_weight=0.5)
-    shares = agreement_data(W, Pn, Qn, temperature=0.3, view_weight=0.5, shares=True)
+    kw = dict(temperature=0.3, view_weight=0.5, view_combination=combination)
+    weights = agreement_data(W, Pn, Qn, **kw)
+    shares = agreement_data(W, Pn, Qn, shares=True, **kw)
     assert shares.dtype == np.float32 and weights.dtype == np.float64
     assert np.all((shares >= 0) & (shares <= 1))
     np.testing.assert_allclose(shares * W.data, weights, rtol=1e-7)
     rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     P64, Q64 = Pn.astype(np.float64), Qn.astype(np.float64)
-    e = 1 - (P64[rows] * P64[W.indices]).sum(1) + 0.5 * (1 - (Q64[rows] * Q64[W.indices]).sum(1))
-    np.testing.assert_allclose(shares, -np.expm1(-np.clip(e, 0, None) / 0.3), rtol=1e-6)
+    d = np.clip(1 - (P64[rows] * P64[W.indices]).sum(1), 0, None)
+    q = np.clip(1 - (Q64[rows] * Q64[W.indices]).sum(1), 0, None)
+    e = 1.5 * np.sqrt(d * q) if combination == "product" else d + 0.5 * q
+    np.testing.assert_allclose(shares, -np.expm1(-e / 0.3), rtol=1e-6)
+    with pytest.raises(ValueError, match="view_combination must be"):
+        agreement_data(W, Pn, Qn, view_combination="max")
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -268,10 +277,14 @@ def test_agreement_from_scores_equals_agreement_from_unit_rows(
     assert rows.shape == G.shape
     np.testing.assert_allclose(rows[np.arange(n)], unit_rows(P), rtol=1e-6, atol=1e-7)
     Qn = unit_rows(rng.random((n, 4)))
-    for Q in (Qn, None):
-        lazy = agreement_data(W, rows, Q, temperature=0.3, shares=True)
-        direct = agreement_data(W, unit_rows(P), Q, temperature=0.3, shares=True)
-        np.testing.assert_allclose(lazy, direct, rtol=1e-5, atol=1e-6)
+    for Q, combination in ((Qn, "product"), (Qn, "sum"), (None, "product")):
+        kw = dict(temperature=0.3, shares=True, view_combination=combination)
+        lazy = agreement_data(W, rows, Q, **kw)
+        direct = agreement_data(W, unit_rows(P), Q, **kw)
+        # float32 unit rows: cosines to ~1e-7, through the square root of
+        # the product (slope unbounded near 0) ~1e-5
+        atol = 1e-5 if Q is not None and combination == "product" else 1e-6
+        np.testing.assert_allclose(lazy, direct, rtol=1e-5, atol=atol)
         S = sp.csr_matrix((lazy, W.indices, W.indptr), shape=W.shape)
         assert (S != S.T).nnz == 0
 

@@ -91,10 +91,13 @@ def test_reordered_fit_equals_data_order_fit(digits, monkeypatch, make):
     assert calls, "the fit did not reorder"
     # the graph is put back exactly; the solutions agree to the tolerance
     assert (reordered.affinity_ != plain.affinity_).nnz == 0
-    # (the two-view mining compares distributions in float32)
+    # (the two-view mining compares distributions in float32, ~1e-7 on a
+    # cosine, and its product takes their square root, whose slope is
+    # unbounded near 0: ~1e-4 on a share where one view nearly agrees)
+    two_view = getattr(reordered, "mining_", None) == "two_view"
     np.testing.assert_allclose(
         reordered.dissimilarity_.toarray(), plain.dissimilarity_.toarray(),
-        rtol=1e-4, atol=1e-6,
+        rtol=1e-4, atol=1e-4 if two_view else 1e-6,
     )
     np.testing.assert_allclose(
         reordered.label_distributions_, plain.label_distributions_, atol=1e-5

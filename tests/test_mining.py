@@ -29,15 +29,18 @@ def unit(P):
     return np.divide(P, n, out=np.zeros_like(P), where=n > 0)
 
 
-def dense_agreement(W, P, Q, temperature, view_weight):
-    """``w_ij (1 - exp(-(d_ij + view_weight q_ij) / temperature))`` edge by
-    edge, with ``d``, ``q`` one minus the cosines of the rows."""
+def dense_agreement(W, P, Q, temperature, view_weight, combination="product"):
+    """``w_ij (1 - exp(-e_ij / temperature))`` edge by edge, with ``d``,
+    ``q`` one minus the cosines of the rows and ``e = (1 + view_weight)
+    sqrt(d q)`` (``'product'``) or ``d + view_weight q`` (``'sum'``); ``e =
+    d`` without ``Q``."""
     Pn, Qn = unit(P), unit(Q) if Q is not None else None
     expected = np.zeros_like(W)
     for i, j in zip(*np.nonzero(W)):
-        e = 1 - Pn[i] @ Pn[j]
+        e = d = max(1 - Pn[i] @ Pn[j], 0.0)
         if Qn is not None:
-            e += view_weight * (1 - Qn[i] @ Qn[j])
+            q = max(1 - Qn[i] @ Qn[j], 0.0)
+            e = (1 + view_weight) * np.sqrt(d * q) if combination == "product" else d + view_weight * q
         expected[i, j] = W[i, j] * (1 - np.exp(-e / temperature))
     return expected
 
@@ -50,8 +53,9 @@ def normalized_system(W, mu, labeled_onehot):
 
 
 # -- the pieces ---------------------------------------------------------------
+@pytest.mark.parametrize("combination", ["product", "sum"])
 @pytest.mark.parametrize("with_view", [False, True])
-def test_agreement_weights_equal_definition(with_view):
+def test_agreement_weights_equal_definition(with_view, combination):
     rng = np.random.default_rng(0)
     n, C = 40, 4
     M = sp.random(n, n, density=0.15, random_state=1)
@@ -60,10 +64,15 @@ def test_agreement_weights_equal_definition(with_view):
     P = rng.dirichlet(np.ones(C) * 0.3, size=n)
     P[3] = 0  # a row without information
     Q = rng.dirichlet(np.ones(C), size=n) if with_view else None
-    got = agreement_weights(sp.csr_matrix(W), P, Q, temperature=0.3, view_weight=0.7)
-    expected = dense_agreement(W, P, Q, 0.3, 0.7)
-    # the rows are compared in float32: cosines to ~1e-7
-    np.testing.assert_allclose(got.toarray(), expected, atol=1e-6 * W.max())
+    got = agreement_weights(
+        sp.csr_matrix(W), P, Q, temperature=0.3, view_weight=0.7,
+        view_combination=combination,
+    )
+    expected = dense_agreement(W, P, Q, 0.3, 0.7, combination)
+    # the rows are compared in float32: cosines to ~1e-7 (through the
+    # square root of the product, whose slope is unbounded near 0: ~1e-5)
+    atol = (1e-5 if combination == "product" and with_view else 1e-6) * W.max()
+    np.testing.assert_allclose(got.toarray(), expected, atol=atol)
     assert abs(got - got.T).max() == 0
     assert np.all(got.toarray() <= W)  # never more than the edge's affinity
     # identical rows in both views: no negative at all
