@@ -368,6 +368,10 @@ def agreement_data(
         map_rows(fn, W.indptr, 2**18)
         return values
     counts = np.diff(W.indptr)
+    if lazy:
+        # below the kernels' size the unit rows fit: each row once, not
+        # once per stored entry of its row and of its neighbours' rows
+        Pn = Pn[np.arange(Pn.shape[0])]
 
     def chunk(rows):
         lo, hi = W.indptr[rows.start], W.indptr[rows.stop]
