@@ -243,12 +243,12 @@ plt.show()
 #   temperature.
 # * **With the defaults the mined negatives are real and informative, but
 #   on the digits they leave little to correct.** Edge removal puts 43.9 %
-#   of its mined weight, and the two-view mining 29.1 %, on edges that join
+#   of its mined weight, and the two-view mining 45.2 %, on edges that join
 #   two different digits, against 1.9 % of the graph's affinity; Control,
 #   which ignores where an edge leads, 2.1 %, no better than chance. Yet
 #   all three stay within a tenth of a point of plain LP (0.958): Control
 #   and edge removal +0.0003 and +0.0007 on average, the two-view mining
-#   -0.0001 (lower in 5 of the 10 draws, higher in 3). Plain LP already
+#   +0.0010 (higher in 4 of the 10 draws, lower in 5). Plain LP already
 #   labels 96 % of the digits right, and most edges that join two digits
 #   are edges whose ends it already labels differently, where a negative
 #   has nothing to add (see

@@ -332,11 +332,11 @@ print(
 )
 
 # %%
-# The defaults are more accurate at every setting of the grid (0.801 to
-# 0.952 against 0.787 to 0.905 in a full build; 0.936 against 0.899 at the
+# The defaults are more accurate at every setting of the grid (0.791 to
+# 0.951 against 0.787 to 0.905 in a full build; 0.940 against 0.899 at the
 # setting the semi-supervised search picked), but the setting still
-# matters: 50 neighbours remain the worst row (0.801 to 0.915), and 8
-# components lose too much (0.801 to 0.834, against 0.915 to 0.952 with
+# matters: 50 neighbours remain the worst row (0.791 to 0.910), and 8
+# components lose too much (0.791 to 0.827, against 0.910 to 0.951 with
 # 64). Tune them the same way, with
 # :class:`~sklearn_mixedlp.model_selection.SemiSupervisedKFold` and
 # :func:`~sklearn_mixedlp.model_selection.make_semi_supervised_scorer`:

@@ -80,10 +80,11 @@ def accuracy(model):
 # :math:`\lambda` in units of the spread of the propagated scores (16
 # unless given) and multiplies each weight by the affinity :math:`w_{ij}`
 # of its edge; the default two-view mining gives each edge the weight
-# :math:`w_{ij} (1 - e^{-(d_{ij} + 0.5\, q_{ij}) / 0.25})`, with
+# :math:`w_{ij} (1 - e^{-1.5 \sqrt{d_{ij}\, q_{ij}} / 0.25})`, with
 # :math:`d_{ij}` and :math:`q_{ij}` how much the two views disagree
-# across the edge (:ref:`two_view_mining`). Both weights stay below the
-# edge's affinity.
+# across the edge (:ref:`two_view_mining`): an edge is cut only as far as
+# both views see its ends differ. Both weights stay below the edge's
+# affinity.
 
 models = {
     "paper, lambda=4": HardNegativeLP.paper(),
@@ -300,7 +301,7 @@ plt.show()
 #   :math:`\lambda = 1000` they spread up to 1 and the accuracy gains a
 #   little, 0.909.
 # * **On the default graph every mining weights the boundary edges**:
-#   88 to 93 % of their affinity. Plain LP (0.965 on this draw) already
+#   79 to 93 % of their affinity. Plain LP (0.965 on this draw) already
 #   gives their two ends different labels, so these negatives mostly
 #   confirm what it knows; they are the long orange lines of the last
 #   figure, which join clusters that are neighbours in the 64-dimensional
@@ -310,13 +311,15 @@ plt.show()
 #   wrong. Edge removal, which reads the propagation's scores alone, gives
 #   them 11.6 % of their affinity (20 of them at least half); the
 #   propagation's distributions alone (``'agreement'``) 19.7 % (46 edges);
-#   the two views 27.8 % (57 edges): the linear discriminant sees some of
-#   the edges along which the propagation carries a wrong label.
-# * **The price is paid on the same-digit edges**: 1.4 %, 0.6 % and 3.1 %
-#   of their affinity, and 147, 44 and 427 of the 11,928 such edges cut
+#   the two views 17.6 % (34 edges): they cut an edge only as far as both
+#   the propagation and the linear discriminant see its ends differ, which
+#   on the digits, where the discriminant on raw pixels is the weaker
+#   view, gives up some of these edges.
+# * **The price is paid on the same-digit edges**: 1.4 %, 0.6 % and 1.6 %
+#   of their affinity, and 147, 44 and 232 of the 11,928 such edges cut
 #   by at least half. On the digits the two balance: the two-view mining
-#   scores 0.965 on this draw, as plain LP, the propagation's view alone
-#   0.971, edge removal 0.966. Over 10 draws, edge removal and the two
+#   scores 0.966 on this draw, plain LP 0.965, the propagation's view
+#   alone 0.971, edge removal 0.966. Over 10 draws, edge removal and the two
 #   views stay within a tenth of a point of plain LP on the digits
 #   (:ref:`sphx_glr_auto_examples_plot_digits_methods.py`), and the
 #   propagation's view alone gains 0.6 points, in every draw

@@ -234,11 +234,11 @@ plt.show()
 #   few hundredths, and the negatives then *lower* the accuracy, 0.911
 #   against 0.925 for LP; it was lower in each of the 10 draws.
 # * **With the defaults the mined negatives barely move the accuracy on
-#   the digits.** The two-view mining cuts 4 to 5 % of the graph's
+#   the digits.** The two-view mining cuts 2 to 3 % of the graph's
 #   affinity at every label rate, and HardNegativeLP stays within a point
-#   of plain LP: a little above with 1 label per class (0.880 against
-#   0.874, higher in 7 of the 10 draws), level from 3 labels on (0.944
-#   against 0.943 with 3, 0.958 for both with 5, 0.966 against 0.967 with
-#   10, 0.986 against 0.987 with 50). On raw pixels the choice of graph
+#   of plain LP: a little above with 1 label per class (0.881 against
+#   0.874, higher in 8 of the 10 draws), level from 3 labels on (0.946
+#   against 0.943 with 3, 0.959 against 0.958 with 5, 0.966 against 0.967
+#   with 10, 0.986 against 0.987 with 50). On raw pixels the choice of graph
 #   (``n_neighbors``) matters more than the negatives; cross-validate it
 #   with :class:`~sklearn_mixedlp.model_selection.SemiSupervisedKFold`.
