@@ -208,7 +208,8 @@ def agreement_weights(
     temperature : float, default=0.25
         Disagreement at which an edge keeps ``exp(-1)`` of its affinity.
     view_weight : float, default=0.5
-        Weight of the second view's disagreement.
+        With ``'sum'`` the weight of the second view's disagreement; with
+        ``'product'`` the scale ``1 + view_weight`` of the geometric mean.
     view_combination : {'product', 'sum'}, default='product'
         How the two disagreements combine (see above).
 
