@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accuracy import DATASETS, SEEDS, fmt_points, load, mean_ci, rst_table
+from accuracy import DATASETS, SEEDS, fmt_points, load, mean_ci, rst_table, seeds_of
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
 from sklearn_mixedlp.datasets import mask_labels
 
@@ -59,7 +59,7 @@ def main(argv=None):
     rows = []
     for name in args.datasets:
         X, y = load(name)
-        seeds = args.seeds[:5] if name == "fashion_mnist" else args.seeds
+        seeds = seeds_of(name, args.seeds)
         largest = np.bincount(y).max() / y.size
         cells = [name, f"{100 * largest:.1f}"]
         for rate in args.rates:
