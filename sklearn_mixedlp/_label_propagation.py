@@ -77,11 +77,16 @@ def _class_mass_normalize(G, prior):
     better-connected parts of the graph. A column without mass stays zero.
     """
     G = np.clip(G, 0.0, None, out=G)
-    mass = G.sum(axis=0)
-    factor = np.zeros(G.shape[1])
-    np.divide(prior, mass, out=factor, where=mass > 0)
-    G *= factor
+    G *= _class_mass_factors(prior, G.sum(axis=0))
     return G
+
+
+def _class_mass_factors(prior, mass):
+    """The column scales of class-mass normalisation: ``prior / mass``,
+    0 for a column without mass (its class has no reach)."""
+    factor = np.zeros(np.shape(mass))
+    np.divide(prior, mass, out=factor, where=mass > 0)
+    return factor
 
 
 def _coarse_weights(scale):
@@ -450,8 +455,7 @@ class _Mining:
             mass = np.zeros(C)
             for part in map_blocks(column_mass, spans):  # in chunk order
                 mass += part
-            factor = np.zeros(C)
-            np.divide(self.est.class_prior_, mass, out=factor, where=mass > 0)
+            factor = _class_mass_factors(self.est.class_prior_, mass)
         scale = np.zeros(n)
         labels = np.empty(n, dtype=np.int64)
         confidence = np.empty(n)

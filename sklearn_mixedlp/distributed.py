@@ -36,7 +36,7 @@ from ._graph import (
     knn_affinity,
 )
 from ._graph import l2_normalize_quiet, lift_rows, rms_row_norm, row_norm_sums
-from ._label_propagation import _cut_values
+from ._label_propagation import _class_mass_factors, _cut_values
 from ._negatives import agreement_data, linear_view_width, unit_rows
 from ._utils import entropy_confidence, fill_unlabeled, import_optional
 from ._utils import normalize_distributions, unlabeled_mask
@@ -856,8 +856,7 @@ class _ShardedFit:
         factor = None
         if est.class_mass_normalization:
             mass = self.sum(cl.on(s, _mass, F[s], orphan[self.rows(s)]) for s in self.shards)
-            factor = np.zeros(C)
-            np.divide(est.class_prior_, mass, out=factor, where=mass > 0)
+            factor = _class_mass_factors(est.class_prior_, mass)
         views = [cl.on(s, _views, F[s], orphan[self.rows(s)], factor, uniform)
                  for s in self.shards]
         Pn = [cl.on(s, _view_part, views[s], 0) for s in self.shards]
