@@ -237,6 +237,22 @@ def run_seed(name, X_raw, y, seed, args, log):
     return out
 
 
+def merge_records(records):
+    """One record per (set, seed): a later record's methods replace the
+    same methods of an earlier one and keep the others (so that a run of
+    a few ``--methods`` updates those rows of the tables alone)."""
+    merged = {}
+    for r in records:
+        key = r["dataset"], r["seed"]
+        if key not in merged:
+            merged[key] = r
+            continue
+        old = merged[key]
+        merged[key] = dict(r, scores={**old["scores"], **r["scores"]},
+                           epochs={**old["epochs"], **r["epochs"]})
+    return list(merged.values())
+
+
 def interval(values):
     """Mean and half-width of the 95 % Student-t interval, in points."""
     v = 100 * np.asarray(values, dtype=float)
@@ -389,9 +405,7 @@ def main(argv=None):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", category=UserWarning)
                         run_seed(name, X_raw, y, seed, args, log)
-    records = [json.loads(line) for line in open(log_path)]
-    # The latest record of every (set, seed).
-    records = list({(r["dataset"], r["seed"]): r for r in records}.values())
+    records = merge_records(json.loads(line) for line in open(log_path))
     table, diff_table, time_table, sizes = report(records, args, command)
     text = "\n\n".join([
         "Sizes:\n\n" + sizes,
