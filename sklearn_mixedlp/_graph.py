@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import (
 
 from . import _kernels
 from ._utils import (
+    _NORM_CHUNK_ENTRIES,
     available_cores,
     check_cuda_device,
     check_device,
@@ -123,16 +124,19 @@ def l2_normalize(X):
 
     Parameters
     ----------
-    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    X : {ndarray, sparse matrix, LiftedRows} of shape (n_samples, n_features)
         Finite feature matrix.
 
     Returns
     -------
     V : {ndarray, sparse CSR matrix} of shape (n_samples, n_features)
-        Row-normalised copy of ``X`` (same dtype).
+        Row-normalised copy of ``X`` (same dtype; an ndarray for
+        :class:`LiftedRows`).
     zero : ndarray of shape (n_samples,)
         Boolean mask of the zero rows.
     """
+    if isinstance(X, LiftedRows):
+        return X.unit_rows()
     if sp.issparse(X):
         X = sp.csr_matrix(X)
     norms, scale = safe_row_norms(X)
@@ -190,7 +194,7 @@ def rms_row_norm(parts, n_rows):
     return largest * np.sqrt(sum(t * (m / largest) ** 2 for m, t in parts) / n_rows)
 
 
-def lift_rows(X, lift, height=None):
+def lift_rows(X, lift, height=None, lazy=False):
     """Append a constant coordinate to every row of ``X``.
 
     The rows ``x`` become ``(x, c)``: on the unit sphere (after
@@ -209,14 +213,18 @@ def lift_rows(X, lift, height=None):
     height : float, default=None
         ``c`` itself (the value returned by an earlier call, to lift new
         rows as the training rows were); None computes it from ``X``.
+    lazy : bool, default=False
+        For a dense ``X``, return a :class:`LiftedRows` view that lifts the
+        rows as they are read instead of a copy.
 
     Returns
     -------
-    X_lifted : {ndarray, sparse CSR matrix} of shape (n_samples, n_features + 1)
-        A copy of ``X`` with the column ``c`` appended (same dtype); ``X``
-        itself when ``c`` is 0 (every row zero, or ``lift=0``): a zero column
-        changes no similarity, and the rows are lifted exactly when the
-        returned ``c`` is positive.
+    X_lifted : {ndarray, sparse CSR matrix, LiftedRows} of shape \
+            (n_samples, n_features + 1)
+        A copy of ``X`` with the column ``c`` appended (same dtype), or its
+        lazy view; ``X`` itself when ``c`` is 0 (every row zero, or
+        ``lift=0``): a zero column changes no similarity, and the rows are
+        lifted exactly when the returned ``c`` is positive.
     height : float
         ``c``.
     """
@@ -230,6 +238,8 @@ def lift_rows(X, lift, height=None):
         )
     if height == 0:
         return X, height
+    if lazy and not sp.issparse(X):
+        return LiftedRows(X, height), height
     column = np.full((X.shape[0], 1), height, dtype=X.dtype)
     if sp.issparse(X):
         return sp.hstack([sp.csr_matrix(X), column], format="csr", dtype=X.dtype), height
@@ -237,6 +247,46 @@ def lift_rows(X, lift, height=None):
     lifted[:, :-1] = X
     lifted[:, -1:] = column
     return lifted, height
+
+
+class LiftedRows:
+    """The rows of a dense ``X`` with the constant ``height`` appended, as
+    :func:`lift_rows` gives them, lifted as they are read: no ``n x (d + 1)``
+    copy of ``X`` (a memory-mapped ``X`` is read in place, by chunks).
+
+    Indexing by rows (a slice or an index array) gives those rows of
+    ``lift_rows(X, None, height)[0]``; :func:`l2_normalize` normalises them
+    by chunks of rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite float32 or float64 rows.
+    height : float
+        The appended constant ``c`` (positive).
+    """
+
+    def __init__(self, X, height):
+        self.X, self.height = X, height
+        self.shape = (X.shape[0], X.shape[1] + 1)
+        self.dtype = X.dtype
+        self.ndim = 2
+
+    def __getitem__(self, rows):
+        block = self.X[rows]
+        lifted = np.empty((block.shape[0], self.shape[1]), dtype=self.dtype)
+        lifted[:, :-1] = block
+        lifted[:, -1] = self.height
+        return lifted
+
+    def unit_rows(self):
+        """The L2-normalised lifted rows (an array) and the mask of zero
+        rows (none: every lifted row has the coordinate ``c``)."""
+        V = np.empty(self.shape, dtype=self.dtype)
+        step = max(1, _NORM_CHUNK_ENTRIES // self.shape[1])
+        for start in range(0, self.shape[0], step):
+            V[start : start + step] = l2_normalize(self[start : start + step])[0]
+        return V, np.zeros(self.shape[0], dtype=bool)
 
 
 def _top_k(S, k):

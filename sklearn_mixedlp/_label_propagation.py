@@ -666,7 +666,8 @@ class _BaseMixedLP(ClassifierMixin, BaseEstimator):
         features = X  # the rows the graph and the mining see
         self.lift_height_ = 0.0
         if self.lift > 0 and not precomputed:
-            features, self.lift_height_ = lift_rows(X, self.lift)
+            # lifted as they are read: no copy of X
+            features, self.lift_height_ = lift_rows(X, self.lift, lazy=True)
         W, knn = self._build_graph(features, k, precomputed, clock)
         if negatives is not None:
             negatives = check_negatives(negatives, n_samples)

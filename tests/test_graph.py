@@ -5,11 +5,13 @@ import pytest
 import scipy.sparse as sp
 
 from sklearn_mixedlp._graph import (
+    LiftedRows,
     NeighborIndex,
     _drop_self,
     drop_diagonal,
     knn_affinity,
     l2_normalize,
+    lift_rows,
     neighbor_recall,
     resolve_knn_backend,
     symmetrize,
@@ -558,6 +560,68 @@ def test_lift_is_a_fit_on_rows_with_the_appended_constant(estimator, sparse):
     # the lift changes the graph of these rows (their norms differ)
     plain = cls(knn_backend="exact", random_state=0).fit(X, y)
     assert abs(plain.affinity_ - lifted.affinity_).max() > 0.1
+
+
+def test_lifted_rows_read_as_the_lifted_copy():
+    """LiftedRows gives the rows of lift_rows' copy, by slices and index
+    arrays, and l2_normalize normalises them as it does the copy."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        X = (rng.normal(size=(500, 6)) * rng.uniform(0.1, 5.0, size=(500, 1))).astype(dtype)
+        copy, height = lift_rows(X, 0.5)
+        lazy, lazy_height = lift_rows(X, 0.5, lazy=True)
+        assert isinstance(lazy, LiftedRows) and lazy_height == height > 0
+        assert lazy.shape == copy.shape and lazy.dtype == copy.dtype == dtype
+        rows = rng.permutation(500)[:77]
+        np.testing.assert_array_equal(lazy[rows], copy[rows])
+        np.testing.assert_array_equal(lazy[10:300], copy[10:300])
+        V, zero = l2_normalize(lazy)
+        V_copy, zero_copy = l2_normalize(copy)
+        assert isinstance(V, np.ndarray) and V.dtype == dtype
+        np.testing.assert_array_equal(V, V_copy)
+        np.testing.assert_array_equal(zero, zero_copy)
+    # sparse rows are lifted by a copy, as before
+    lifted, _ = lift_rows(sp.csr_matrix(X), 0.5, lazy=True)
+    assert sp.issparse(lifted) and lifted.shape == (500, 7)
+
+
+@pytest.mark.parametrize("n_features", [16, 80])  # linear view as read / projected
+def test_a_fit_on_lifted_rows_is_the_fit_on_the_lifted_copy(monkeypatch, n_features):
+    """The estimators read lifted rows through LiftedRows (no copy of X),
+    in the search, the solves' row order and the mining's linear view:
+    the fit is the one on the lifted copy."""
+    from sklearn_mixedlp import HardNegativeLP, _graph, _label_propagation, _solvers
+    from sklearn_mixedlp.datasets import make_sphere_mixture, mask_labels
+
+    # reorder the solves even at this size (locality order on the features)
+    monkeypatch.setattr(_solvers, "_CACHE_BYTES", 1024)
+    X, y = make_sphere_mixture(800, n_classes=4, n_features=n_features, random_state=0)
+    X *= np.random.default_rng(0).uniform(0.3, 3.0, size=(800, 1))
+    y = mask_labels(y, 5, random_state=0)
+    seen = []
+    order = _label_propagation._BaseMixedLP._locality_order
+
+    def spy(self, features, *args):
+        seen.append(features)
+        return order(self, features, *args)
+
+    monkeypatch.setattr(_label_propagation._BaseMixedLP, "_locality_order", spy)
+    lazy = HardNegativeLP(lift=0.5, random_state=0).fit(X, y)
+    assert isinstance(seen[0], LiftedRows) and seen[0].X is X
+    monkeypatch.setattr(
+        _label_propagation, "lift_rows",
+        lambda X, lift, height=None, lazy=False: _graph.lift_rows(X, lift, height),
+    )
+    copied = HardNegativeLP(lift=0.5, random_state=0).fit(X, y)
+    assert isinstance(seen[1], np.ndarray) and seen[1].shape == (800, n_features + 1)
+    np.testing.assert_array_equal(lazy.affinity_.toarray(), copied.affinity_.toarray())
+    np.testing.assert_allclose(
+        lazy.dissimilarity_.toarray(), copied.dissimilarity_.toarray(), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        lazy.label_distributions_, copied.label_distributions_, atol=1e-12
+    )
+    assert lazy.dissimilarity_.nnz > 0
 
 
 def test_lift_leaves_rows_of_equal_norm_as_they_were():

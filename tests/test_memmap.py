@@ -12,6 +12,7 @@ import pytest
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation
 from sklearn_mixedlp import _cli, _label_propagation
+from sklearn_mixedlp._graph import LiftedRows
 from sklearn_mixedlp._negatives import discriminant_features, linear_discriminant_proba
 from sklearn_mixedlp.datasets import make_sphere_mixture, mask_labels
 
@@ -52,7 +53,8 @@ def no_search(monkeypatch):
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_float_memmap_is_read_in_place(features, tmp_path, monkeypatch, Est, dtype):
+@pytest.mark.parametrize("lift", [0.0, 0.5])  # lifted as they are read
+def test_float_memmap_is_read_in_place(features, tmp_path, monkeypatch, Est, dtype, lift):
     path, X, y = features
     X = X.astype(dtype)
     np.save(path, X)
@@ -65,11 +67,15 @@ def test_float_memmap_is_read_in_place(features, tmp_path, monkeypatch, Est, dty
         return build(self, X, *args)
 
     monkeypatch.setattr(_label_propagation._BaseMixedLP, "_build_graph", spy)
-    mapped = Est(n_neighbors=10, random_state=0).fit(Xm, y)
+    mapped = Est(n_neighbors=10, lift=lift, random_state=0).fit(Xm, y)
     # the graph is built from the mapped rows themselves, not from a copy
-    assert seen[0].dtype == dtype and memory_mapped(seen[0])
-    assert np.shares_memory(seen[0], Xm)
-    in_memory = Est(n_neighbors=10, random_state=0).fit(np.array(X), y)
+    rows = seen[0]
+    if lift:
+        assert isinstance(rows, LiftedRows)
+        rows = rows.X
+    assert rows.dtype == dtype and memory_mapped(rows)
+    assert np.shares_memory(rows, Xm)
+    in_memory = Est(n_neighbors=10, lift=lift, random_state=0).fit(np.array(X), y)
     np.testing.assert_array_equal(mapped.transduction_, in_memory.transduction_)
     np.testing.assert_allclose(
         mapped.label_distributions_, in_memory.label_distributions_, atol=1e-12
