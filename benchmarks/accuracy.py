@@ -148,7 +148,7 @@ class Context:
         self.plain = None
         if needs_paper:
             start = time.perf_counter()
-            self.A_paper = knn_graph(X, 50, kernel="power", gamma=3.0)
+            self.A_paper = knn_graph(X, 50, kernel="power", gamma=3.0, lift=0.0)
             self.graph_seconds["shared (k=50, gamma=3)"] = time.perf_counter() - start
         self.W_gl = None
         if needs_graphlearning:

@@ -1,7 +1,7 @@
 """Lifted rows: the graph on the rows' directions, or on part of their norms.
 
 ``MixedLabelPropagation()`` and ``HardNegativeLP()`` with every parameter
-at its default except ``lift`` (0, the default: cosine similarity; 0.5, 1
+at its default except ``lift`` (0: cosine similarity; 0.5, the default, 1
 and 2 root-mean-square row norms appended as a constant coordinate before
 the rows are normalised), at 1 and 5 labels per class, on the datasets of
 ``benchmarks/accuracy.py`` (same loading and preprocessing; Fashion-MNIST

@@ -230,7 +230,7 @@ plt.show()
 #   configuration, and every draw gains. The gain comes from the graph and
 #   the propagation, not from negatives. On 1,797 samples the paper's 50
 #   neighbours reach across classes: 16.8 % of the edges of its graph join
-#   different digits, against 4.8 % with 10 neighbours.
+#   different digits, against 4.7 % with 10 neighbours.
 # * **In the paper's configuration the negatives vanish**: Control and
 #   the paper's edge removal match plain LP (0.898 for all three). On raw
 #   pixels the propagated distributions are nearly uniform, so at the
@@ -242,13 +242,13 @@ plt.show()
 #   :ref:`sphx_glr_auto_examples_plot_sensitivity.py` sweeps the
 #   temperature.
 # * **With the defaults the mined negatives are real and informative, but
-#   on the digits they leave little to correct.** Edge removal puts 43.9 %
-#   of its mined weight, and the two-view mining 45.2 %, on edges that join
+#   on the digits they leave little to correct.** Edge removal puts 44.1 %
+#   of its mined weight, and the two-view mining 45.9 %, on edges that join
 #   two different digits, against 1.9 % of the graph's affinity; Control,
 #   which ignores where an edge leads, 2.1 %, no better than chance. Yet
-#   all three stay within a tenth of a point of plain LP (0.958): Control
-#   and edge removal +0.0003 and +0.0007 on average, the two-view mining
-#   +0.0010 (higher in 4 of the 10 draws, lower in 5). Plain LP already
+#   all three stay within two tenths of a point of plain LP (0.958): Control
+#   and edge removal +0.0002 and +0.0005 on average, the two-view mining
+#   +0.0016 (higher in 6 of the 10 draws, lower in 3). Plain LP already
 #   labels 96 % of the digits right, and most edges that join two digits
 #   are edges whose ends it already labels differently, where a negative
 #   has nothing to add (see
@@ -258,9 +258,9 @@ plt.show()
 #   :ref:`two_view_mining`). Correct negatives do help on the digits:
 #   see :ref:`sphx_glr_auto_examples_plot_oracle_negatives.py`.
 # * **MoM is far worse** in both configurations, as in the paper's Table 3
-#   (0.565 in the paper's configuration, 0.448 with the defaults): most
+#   (0.565 in the paper's configuration, 0.446 with the defaults): most
 #   pairs that are k-nearest neighbours in one direction only belong to the
-#   same digit (72.6 % on the 50-neighbour graph, 92.3 % on the
+#   same digit (72.6 % on the 50-neighbour graph, 92.5 % on the
 #   10-neighbour one), and MoM pushes them apart. With the defaults each
 #   MoM negative weighs as much as an average edge, so the damage is
 #   larger.

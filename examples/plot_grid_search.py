@@ -332,11 +332,11 @@ print(
 )
 
 # %%
-# The defaults are more accurate at every setting of the grid (0.791 to
-# 0.951 against 0.787 to 0.905 in a full build; 0.940 against 0.899 at the
+# The defaults are more accurate at every setting of the grid (0.830 to
+# 0.949 against 0.787 to 0.905 in a full build; 0.938 against 0.899 at the
 # setting the semi-supervised search picked), but the setting still
-# matters: 50 neighbours remain the worst row (0.791 to 0.910), and 8
-# components lose too much (0.791 to 0.827, against 0.910 to 0.951 with
+# matters: 50 neighbours remain the worst row (0.830 to 0.930), and 8
+# components lose too much (0.830 to 0.873, against 0.930 to 0.949 with
 # 64). Tune them the same way, with
 # :class:`~sklearn_mixedlp.model_selection.SemiSupervisedKFold` and
 # :func:`~sklearn_mixedlp.model_selection.make_semi_supervised_scorer`:

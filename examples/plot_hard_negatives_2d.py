@@ -301,26 +301,26 @@ plt.show()
 #   :math:`\lambda = 1000` they spread up to 1 and the accuracy gains a
 #   little, 0.909.
 # * **On the default graph every mining weights the boundary edges**:
-#   79 to 93 % of their affinity. Plain LP (0.965 on this draw) already
+#   83 to 90 % of their affinity. Plain LP (0.966 on this draw) already
 #   gives their two ends different labels, so these negatives mostly
 #   confirm what it knows; they are the long orange lines of the last
 #   figure, which join clusters that are neighbours in the 64-dimensional
 #   pixel space and not on the 2-D map.
-# * **The edges that matter are the 194 agree edges** between different
+# * **The edges that matter are the 186 agree edges** between different
 #   digits, the red lines that run into the crossed points plain LP gets
 #   wrong. Edge removal, which reads the propagation's scores alone, gives
-#   them 11.6 % of their affinity (20 of them at least half); the
-#   propagation's distributions alone (``'agreement'``) 19.7 % (46 edges);
-#   the two views 17.6 % (34 edges): they cut an edge only as far as both
+#   them 12.5 % of their affinity (24 of them at least half); the
+#   propagation's distributions alone (``'agreement'``) 19.8 % (46 edges);
+#   the two views 18.6 % (37 edges): they cut an edge only as far as both
 #   the propagation and the linear discriminant see its ends differ, which
 #   on the digits, where the discriminant on raw pixels is the weaker
 #   view, gives up some of these edges.
 # * **The price is paid on the same-digit edges**: 1.4 %, 0.6 % and 1.6 %
-#   of their affinity, and 147, 44 and 232 of the 11,928 such edges cut
+#   of their affinity, and 141, 46 and 214 of the 11,877 such edges cut
 #   by at least half. On the digits the two balance: the two-view mining
-#   scores 0.966 on this draw, plain LP 0.965, the propagation's view
-#   alone 0.971, edge removal 0.966. Over 10 draws, edge removal and the two
-#   views stay within a tenth of a point of plain LP on the digits
+#   scores 0.966 on this draw, plain LP 0.966, the propagation's view
+#   alone 0.972, edge removal 0.964. Over 10 draws, edge removal and the two
+#   views stay within two tenths of a point of plain LP on the digits
 #   (:ref:`sphx_glr_auto_examples_plot_digits_methods.py`), and the
 #   propagation's view alone gains 0.6 points, in every draw
 #   (:ref:`sphx_glr_auto_examples_plot_sensitivity.py`): plain LP is wrong

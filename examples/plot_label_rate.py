@@ -212,7 +212,7 @@ plt.show()
 #   With ``gamma`` from the median-distance rule it works (0.642 with 1
 #   label per class, 0.898 with 50) but trails the kNN methods.
 # * **The defaults lead at every label rate**: plain LP with the defaults
-#   gets 0.874 with 1 label per class, 0.958 with 5 and 0.987 with 50,
+#   gets 0.873 with 1 label per class, 0.958 with 5 and 0.987 with 50,
 #   against 0.701, 0.898 and 0.925 in the paper's configuration, and
 #   against 0.741, 0.914 and 0.975 for scikit-learn's label spreading on a
 #   graph of the same 10 neighbours. The paper's 50 neighbours are many
@@ -236,9 +236,9 @@ plt.show()
 # * **With the defaults the mined negatives barely move the accuracy on
 #   the digits.** The two-view mining cuts 2 to 3 % of the graph's
 #   affinity at every label rate, and HardNegativeLP stays within a point
-#   of plain LP: a little above with 1 label per class (0.881 against
-#   0.874, higher in 8 of the 10 draws), level from 3 labels on (0.946
-#   against 0.943 with 3, 0.959 against 0.958 with 5, 0.966 against 0.967
+#   of plain LP: a little above with 1 label per class (0.880 against
+#   0.873, higher in 7 of the 10 draws), level from 3 labels on (0.946
+#   against 0.943 with 3, 0.960 against 0.958 with 5, 0.966 against 0.967
 #   with 10, 0.986 against 0.987 with 50). On raw pixels the choice of graph
 #   (``n_neighbors``) matters more than the negatives; cross-validate it
 #   with :class:`~sklearn_mixedlp.model_selection.SemiSupervisedKFold`.

@@ -326,8 +326,8 @@ def build_parser():
         metavar="C",
         help="height of a constant coordinate appended to every row, in units "
         "of the root-mean-square row norm: 0 builds the graph on the rows' "
-        "directions (cosine), 1 keeps part of their norms, which helped on "
-        f"standardised tabular features (default: {_DEFAULTS['lift']:g})",
+        "directions (cosine), more keeps part of their norms "
+        f"(default: {_DEFAULTS['lift']:g})",
     )
     model.add_argument(
         "--class-prior",

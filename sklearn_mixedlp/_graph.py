@@ -175,23 +175,46 @@ def l2_normalize(X):
 
 
 def row_norm_sums(X):
-    """The largest row norm of ``X`` and the sum of the squared row norms in
-    units of it (float64, without overflow or underflow): the parts of
-    :func:`rms_row_norm`, which chunks of rows can compute apart."""
+    """The largest row norm of ``X``, the sum of the squared row norms in
+    units of it and the smallest row norm (float64, without overflow or
+    underflow): the parts of :func:`rms_row_norm` and :func:`lift_height`,
+    which chunks of rows can compute apart."""
     norms, scale = safe_row_norms(X)
     norms = np.asarray(norms, dtype=np.float64) / scale
     largest = norms.max(initial=0.0)
-    return largest, float(np.sum((norms / largest) ** 2)) if largest > 0 else 0.0
+    smallest = norms.min(initial=np.inf)
+    total = float(np.sum((norms / largest) ** 2)) if largest > 0 else 0.0
+    return largest, total, smallest
 
 
 def rms_row_norm(parts, n_rows):
     """The root-mean-square row norm of ``n_rows`` rows from the
     :func:`row_norm_sums` of the chunks that hold them (0 when every row is
     zero)."""
-    largest = max((m for m, _ in parts), default=0.0)
+    largest = max((part[0] for part in parts), default=0.0)
     if not largest > 0:
         return 0.0
-    return largest * np.sqrt(sum(t * (m / largest) ** 2 for m, t in parts) / n_rows)
+    return largest * np.sqrt(
+        sum(part[1] * (part[0] / largest) ** 2 for part in parts) / n_rows
+    )
+
+
+# Rows whose norms all lie within this relative distance of each other
+# (float32 rounding of normalised rows is about 1e-7) are not lifted.
+_ONE_NORM_RTOL = 1e-6
+
+
+def lift_height(parts, n_rows, lift):
+    """The constant ``c`` of ``lift`` (``lift`` times the root-mean-square
+    row norm) from the :func:`row_norm_sums` of the chunks of rows; 0 when
+    every row has the same norm (within ``_ONE_NORM_RTOL``): the lift
+    would leave their graph as it is (see :func:`lift_rows`) and only cost
+    a coordinate."""
+    largest = max((part[0] for part in parts), default=0.0)
+    smallest = min((part[2] for part in parts), default=0.0)
+    if lift == 0 or smallest >= largest * (1.0 - _ONE_NORM_RTOL):
+        return 0.0
+    return float(lift * rms_row_norm(parts, n_rows))
 
 
 def lift_rows(X, lift, height=None, lazy=False):
@@ -222,14 +245,15 @@ def lift_rows(X, lift, height=None, lazy=False):
     X_lifted : {ndarray, sparse CSR matrix, LiftedRows} of shape \
             (n_samples, n_features + 1)
         A copy of ``X`` with the column ``c`` appended (same dtype), or its
-        lazy view; ``X`` itself when ``c`` is 0 (every row zero, or
-        ``lift=0``): a zero column changes no similarity, and the rows are
-        lifted exactly when the returned ``c`` is positive.
+        lazy view; ``X`` itself when ``c`` is 0 (``lift=0``, or every row of
+        one norm, zero rows included: see :func:`lift_height`): a zero column
+        changes no similarity, and the rows are lifted exactly when the
+        returned ``c`` is positive.
     height : float
         ``c``.
     """
     if height is None:
-        height = float(lift * rms_row_norm([row_norm_sums(X)], X.shape[0]))
+        height = lift_height([row_norm_sums(X)], X.shape[0], lift)
     if not height <= float(np.finfo(X.dtype).max):
         raise ValueError(
             f"lift={lift!r}: the lifted coordinate ({height:.3g}, lift times the "
@@ -1132,7 +1156,7 @@ def knn_graph(
     *,
     kernel="self_tuning",
     gamma=3.0,
-    lift=0.0,
+    lift=0.5,
     knn_backend="auto",
     device="auto",
     random_state=None,
@@ -1159,10 +1183,11 @@ def knn_graph(
         Affinity kernel, as in the estimators.
     gamma : float, default=3.0
         Exponent of the ``'power'`` kernel.
-    lift : float, default=0.0
+    lift : float, default=0.5
         Height of a constant coordinate appended to every row before
         normalisation, in units of the root-mean-square row norm, as in the
-        estimators (0: cosine similarity; see :func:`lift_rows`).
+        estimators (0: cosine similarity, as in eq. 15; see
+        :func:`lift_rows`).
     knn_backend : {'auto', 'exact', 'torch', 'faiss', 'pynndescent'}, \
             default='auto'
         Neighbour search backend, as in the estimators.

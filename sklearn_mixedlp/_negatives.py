@@ -394,15 +394,16 @@ def agreement_data(
     return values
 
 
-def linear_view_width(n_classes):
+def linear_view_width(n_classes, lifted=False):
     """The most features the linear view fits its discriminant on:
-    ``max(64, 2 * n_classes)``. Wider rows are projected on their leading
-    directions by :func:`discriminant_features`; narrower ones are used as
-    they are."""
-    return max(64, 2 * n_classes)
+    ``max(64, 2 * n_classes)``, plus the constant coordinate of lifted rows
+    (``lift``), which is not a feature of the data. Wider rows are projected
+    on their leading directions by :func:`discriminant_features`; narrower
+    ones are used as they are."""
+    return max(64, 2 * n_classes) + bool(lifted)
 
 
-def discriminant_features(X, n_classes, random_state=None):
+def discriminant_features(X, n_classes, random_state=None, lifted=False):
     """The rows on which :func:`linear_discriminant_proba` is fitted.
 
     The L2-normalised rows (the geometry of the graph), projected on their
@@ -418,6 +419,9 @@ def discriminant_features(X, n_classes, random_state=None):
         Number of classes.
     random_state : int, RandomState instance or None, default=None
         Seed of the randomised projection.
+    lifted : bool, default=False
+        Whether the last column of ``X`` is the constant coordinate of
+        ``lift`` (see :func:`linear_view_width`).
 
     Returns
     -------
@@ -425,7 +429,7 @@ def discriminant_features(X, n_classes, random_state=None):
         float32 for float32 rows, else float64.
     """
     n_samples, n_features = X.shape
-    n_components = min(n_features, linear_view_width(n_classes))
+    n_components = min(n_features, linear_view_width(n_classes, lifted))
     if n_features <= n_components:
         # float32 rows stay float32 (the discriminant computes in float64,
         # by chunks of rows): no float64 copy of a large feature matrix

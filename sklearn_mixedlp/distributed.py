@@ -35,7 +35,7 @@ from ._graph import (
     clip_n_neighbors,
     knn_affinity,
 )
-from ._graph import l2_normalize_quiet, lift_rows, rms_row_norm, row_norm_sums
+from ._graph import l2_normalize_quiet, lift_height, lift_rows, row_norm_sums
 from ._label_propagation import _class_mass_factors, _cut_values
 from ._negatives import agreement_data, linear_view_width, unit_rows
 from ._utils import entropy_confidence, fill_unlabeled, import_optional
@@ -601,7 +601,7 @@ class _ShardedFit:
         if est.lift > 0:
             # the root-mean-square row norm, reduced over the shards
             sums = cl.gather([cl.on(s, row_norm_sums, checked[s]) for s in self.shards])
-            est.lift_height_ = float(est.lift * rms_row_norm(sums, n_samples))
+            est.lift_height_ = lift_height(sums, n_samples, est.lift)
         self.width = self.n_features + (est.lift_height_ > 0)  # lifted or not
         normal = [
             cl.on(s, _normalize_shard, checked[s], est.lift_height_) for s in self.shards
@@ -879,7 +879,7 @@ class _ShardedFit:
         from sklearn.utils import check_random_state
 
         cl, n, d = self.cl, self.n_samples, self.width
-        n_components = min(d, linear_view_width(self.n_classes))
+        n_components = min(d, linear_view_width(self.n_classes, self.est.lift_height_ > 0))
         if d <= n_components:
             return list(self.V)
         rng = check_random_state(self.est.random_state)

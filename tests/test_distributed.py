@@ -41,9 +41,13 @@ def client():
 
 @pytest.fixture(scope="module")
 def data():
-    """1,200 rows of 6 classes, one zero row, 4 labels per class."""
+    """1,200 rows of 6 classes and of several norms, one zero row, 4 labels
+    per class."""
     X, y = make_sphere_mixture(1200, n_classes=6, n_features=12, random_state=0)
-    X[17] = 0.0  # an isolated row: no neighbours, uniform output
+    # rows of several norms: with the default lift a zero row is the pole of
+    # the lifted sphere, which rows of one norm would all tie for
+    X *= np.random.default_rng(0).uniform(0.5, 2.0, size=(1200, 1))
+    X[17] = 0.0  # isolated with lift=0 (no neighbours, uniform output)
     return X, y, mask_labels(y, 4, random_state=0)
 
 
@@ -166,7 +170,7 @@ def test_lift_as_one_machine(client, n_features):
         compare(reference, fitted, atol=1e-5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cosine = MixedLabelPropagation(n_neighbors=8, knn_backend="faiss").fit(X, y)
+        cosine = MixedLabelPropagation(n_neighbors=8, lift=0.0, knn_backend="faiss").fit(X, y)
     assert any("zero norm" in str(w.message) for w in caught)  # isolated without the lift
     assert abs(cosine.affinity_ - reference.affinity_).max() > 0.1
 

@@ -159,10 +159,12 @@ def test_zero_rows_warn_and_come_out_uniform(small_digits, Est, kwargs):
     labeled_zero = int(np.flatnonzero(y != -1)[0])
     X[labeled_zero] = 0.0
     shown = ", ".join(map(str, sorted(zero_unlabeled + [labeled_zero])))
+    # on the rows' directions (with a lift a zero row is a point like any
+    # other: the pole of the lifted sphere)
     with pytest.warns(
         UserWarning, match=rf"3 row\(s\) of X have zero norm.*\(rows {shown}\)"
     ):
-        est = Est(n_neighbors=8, **kwargs).fit(X, y)
+        est = Est(n_neighbors=8, lift=0.0, **kwargs).fit(X, y)
     assert_finite_outputs(est)
     n_classes = est.classes_.size
     np.testing.assert_allclose(
@@ -189,7 +191,8 @@ def test_zero_rows_warn_and_come_out_uniform(small_digits, Est, kwargs):
 @pytest.mark.parametrize("Est", ESTIMATORS)
 def test_predict_on_new_zero_row_is_uniform(small_digits, Est):
     X, _, y, X_new = small_digits
-    est = Est(n_neighbors=8, knn_backend="exact").fit(X, y)
+    # on the rows' directions (lifted, a zero row is a point like another)
+    est = Est(n_neighbors=8, lift=0.0, knn_backend="exact").fit(X, y)
     X_pred = np.vstack([X_new[:5], np.zeros((1, X.shape[1]))])
     with pytest.warns(UserWarning, match=r"zero norm.*rows 5\)"):
         proba = est.predict_proba(X_pred)
@@ -272,7 +275,9 @@ def test_class_without_labeled_sample_is_never_predicted_for_isolated_rows(digit
     for Est in ESTIMATORS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            est = Est(n_neighbors=8, knn_backend="exact", classes=classes).fit(X, y)
+            # zero rows are isolated on the rows' directions (lift=0)
+            est = Est(n_neighbors=8, lift=0.0, knn_backend="exact", classes=classes)
+            est.fit(X, y)
             proba_new = est.predict_proba(np.zeros((1, X.shape[1])))
             pred_new = est.predict(np.zeros((1, X.shape[1])))
         assert_finite_outputs(est)
@@ -733,7 +738,11 @@ def test_predict_on_training_rows_is_transduction(small_digits, Est):
 
 def inductive_proba(est, X_train, X_new):
     """The inductive rule (weighted average of the neighbours'
-    distributions), computed directly."""
+    distributions), computed directly, on the rows lifted by the fitted
+    constant."""
+    c = est.lift_height_
+    X_train = np.hstack([X_train, np.full((len(X_train), 1), c)])
+    X_new = np.hstack([X_new, np.full((len(X_new), 1), c)])
     V = X_train / np.linalg.norm(X_train, axis=1, keepdims=True)
     Q = X_new / np.linalg.norm(X_new, axis=1, keepdims=True)
     S = Q @ V.T
@@ -798,7 +807,9 @@ def test_precomputed_graph_matches_exact_backend(digits, Est, kernel):
     # a precomputed graph has no features: HardNegativeLP's default mining
     # then uses the propagation's view alone
     view = {"mining": "agreement"} if Est is HardNegativeLP else {}
-    exact = Est(knn_backend="exact", n_neighbors=k, kernel=kernel, gamma=gamma, **view)
+    exact = Est(
+        knn_backend="exact", n_neighbors=k, kernel=kernel, gamma=gamma, lift=0.0, **view
+    )
     exact.fit(X, y)
     if Est is HardNegativeLP:
         assert pre.mining_ == exact.mining_ == "agreement"

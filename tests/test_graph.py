@@ -538,16 +538,18 @@ def test_lift_is_a_fit_on_rows_with_the_appended_constant(estimator, sparse):
     from sklearn_mixedlp.datasets import mask_labels
 
     X, y = load_digits(return_X_y=True)
-    X, y = X[:500], mask_labels(y[:500], 5, random_state=0)
+    # 48 features: narrow enough for the linear view with and without the
+    # lifted coordinate (which does not count towards its width)
+    X, y = X[:500, 8:56], mask_labels(y[:500], 5, random_state=0)
     c = 0.7 * np.sqrt(np.mean(np.sum(X**2, axis=1)))
     X_lifted = np.hstack([X, np.full((len(X), 1), c)])
-    new = X[:40] + np.linspace(0, 3, 64)
+    new = X[:40] + np.linspace(0, 3, 48)
     new_lifted = np.hstack([new, np.full((40, 1), c)])
     if sparse:
         X, X_lifted = sp.csr_matrix(X), sp.csr_matrix(X_lifted)
     cls = getattr(sklearn_mixedlp, estimator)
     lifted = cls(lift=0.7, knn_backend="exact", random_state=0).fit(X, y)
-    by_hand = cls(knn_backend="exact", random_state=0).fit(X_lifted, y)
+    by_hand = cls(lift=0.0, knn_backend="exact", random_state=0).fit(X_lifted, y)
     assert lifted.lift_height_ == pytest.approx(c, rel=1e-12)
     assert by_hand.lift_height_ == 0.0
     np.testing.assert_allclose(lifted.affinity_.toarray(), by_hand.affinity_.toarray())
@@ -558,7 +560,7 @@ def test_lift_is_a_fit_on_rows_with_the_appended_constant(estimator, sparse):
         lifted.predict_proba(new), by_hand.predict_proba(new_lifted), atol=1e-12
     )
     # the lift changes the graph of these rows (their norms differ)
-    plain = cls(knn_backend="exact", random_state=0).fit(X, y)
+    plain = cls(lift=0.0, knn_backend="exact", random_state=0).fit(X, y)
     assert abs(plain.affinity_ - lifted.affinity_).max() > 0.1
 
 
@@ -625,15 +627,28 @@ def test_a_fit_on_lifted_rows_is_the_fit_on_the_lifted_copy(monkeypatch, n_featu
 
 
 def test_lift_leaves_rows_of_equal_norm_as_they_were():
-    """Rows of one norm keep their cosine neighbours and self-tuning weights."""
-    from sklearn_mixedlp import knn_graph
+    """Rows of one norm keep their cosine neighbours and self-tuning weights
+    when lifted; so they are not lifted (lift_height_ 0), unless one row
+    has another norm."""
+    from sklearn_mixedlp import MixedLabelPropagation, knn_graph
 
     V, _ = l2_normalize(np.random.default_rng(0).normal(size=(300, 6)))
     X = 5.0 * V
-    cosine = knn_graph(X, 7, knn_backend="exact")
-    lifted = knn_graph(X, 7, lift=2.0, knn_backend="exact")
+    cosine = knn_graph(X, 7, lift=0.0, knn_backend="exact")
+    lifted_rows, height = lift_rows(X, None, height=2.0 * 5.0)
+    assert lifted_rows.shape == (300, 7)
+    lifted = knn_graph(lifted_rows, 7, lift=0.0, knn_backend="exact")
     np.testing.assert_array_equal(cosine.indices, lifted.indices)
     np.testing.assert_allclose(cosine.data, lifted.data, rtol=1e-9)
+    # float32 rows of one norm up to rounding: not lifted
+    y = np.r_[0, 1, np.full(298, -1)]
+    for rows in (X, V.astype(np.float32)):
+        assert lift_rows(rows, 0.5)[1] == 0.0
+        assert MixedLabelPropagation(lift=0.5).fit(rows, y).lift_height_ == 0.0
+    other = X.copy()
+    other[7] *= 1.01  # one row of another norm: lifted
+    assert lift_rows(other, 0.5)[1] == pytest.approx(2.5, rel=1e-2)
+    assert MixedLabelPropagation(lift=0.5).fit(other, y).lift_height_ > 0
 
 
 def test_a_high_lift_tends_to_the_euclidean_graph():
@@ -658,7 +673,7 @@ def test_a_high_lift_tends_to_the_euclidean_graph():
             rtol=1e-3, atol=1e-6,
         )
     # the cosine graph of these rows is another graph
-    assert (knn_graph(X, 7, knn_backend="exact").indices != lifted.indices).any()
+    assert (knn_graph(X, 7, lift=0.0, knn_backend="exact").indices != lifted.indices).any()
 
 
 def test_a_lift_of_zero_rows_leaves_them_as_they_are():
@@ -684,6 +699,7 @@ def test_a_lift_that_overflows_is_refused():
 
     X = np.full((20, 4), 3e38, dtype=np.float32)
     X[::2] *= -1
+    X[::3] *= 0.5  # rows of several norms (rows of one norm are not lifted)
     y = np.r_[0, 1, np.full(18, -1)]
     with pytest.raises(ValueError, match="lift=1.0.*overflows float32"):
         MixedLabelPropagation(lift=1.0).fit(X, y)

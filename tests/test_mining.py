@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from sklearn_mixedlp import HardNegativeLP, MixedLabelPropagation, _kernels, _label_propagation
+from sklearn_mixedlp._graph import LiftedRows
 from sklearn_mixedlp._negatives import (
     agreement_weights,
     discriminant_features,
@@ -219,7 +220,10 @@ def test_two_view_pipeline_equals_dense(mining, params, monkeypatch):
     assert est.mu_ == pytest.approx(mu)
     Y = (y_train[:, None] == est.classes_[None, :]).astype(float)
     y_index = np.searchsorted(est.classes_, np.where(labeled, y_train, est.classes_[0]))
-    V = X / np.linalg.norm(X, axis=1, keepdims=True)
+    # the linear view sees the rows lifted by the fitted constant
+    X_lifted = np.hstack([X, np.full((len(X), 1), est.lift_height_)])
+    assert est.lift_height_ > 0
+    V = X_lifted / np.linalg.norm(X_lifted, axis=1, keepdims=True)
     A, B = normalized_system(W, mu, Y)
     F = np.linalg.solve(A, B)
     for round_ in range(est.n_rounds):
@@ -245,7 +249,7 @@ def test_mining_rounds_stop_early_and_the_final_solve_meets_tol():
     iterations, nearly the same negatives; the final solve on the cut graph
     still meets tol (a dense solve on the fitted dissimilarity_)."""
     X, y_train = problem(n=300, seed=3)
-    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    params = dict(n_neighbors=8, lift=0.0, knn_backend="exact", tol=1e-10)
     default = HardNegativeLP(**params).fit(X, y_train)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_label_propagation, "_MINING_TOL", 0.0)
@@ -267,7 +271,7 @@ def test_no_negatives_after_a_round_gives_plain_propagation(monkeypatch):
     last round mines nothing, the fit is plain label propagation, solved
     again on the base system (not on the earlier round's cut graph)."""
     X, y_train = problem(n=300, seed=3)
-    params = dict(n_neighbors=8, knn_backend="exact", tol=1e-10)
+    params = dict(n_neighbors=8, lift=0.0, knn_backend="exact", tol=1e-10)
     plain = MixedLabelPropagation(**params).fit(X, y_train)
     real = _label_propagation.agreement_data
     calls = []
@@ -542,9 +546,21 @@ def test_two_view_mining_reads_the_features_in_place(monkeypatch):
 
     monkeypatch.setattr(_label_propagation, "discriminant_unit_rows", spy)
     X, y_train = problem(n=300, seed=5)
-    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    HardNegativeLP(n_neighbors=8, lift=0.0, knn_backend="exact").fit(X, y_train)
     assert seen and all(isinstance(V, _negatives.UnitFeatureRows) for V in seen)
     assert all(V.X is X or np.shares_memory(V.X, X) for V in seen)
+    seen.clear()
+    # lifted (the default): the rows are lifted as they are read
+    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(X, y_train)
+    assert seen and all(isinstance(V, _negatives.UnitFeatureRows) for V in seen)
+    assert all(isinstance(V.X, LiftedRows) and V.X.X is X for V in seen)
+    seen.clear()
+    # regression: 64 features, 65 columns once lifted, were projected (the
+    # lifted coordinate is not a feature): four times the fit on the digits
+    width = np.hstack([X] * (64 // X.shape[1] + 1))[:, :64]
+    HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(width, y_train)
+    assert seen and all(isinstance(V, _negatives.UnitFeatureRows) for V in seen)
+    assert all(V.shape == (300, 65) for V in seen)
     seen.clear()
     wide = np.hstack([X] * 40)  # more than max(64, 2 C) features
     HardNegativeLP(n_neighbors=8, knn_backend="exact").fit(wide, y_train)
