@@ -1277,9 +1277,9 @@ _SHARED_PARAMS_DOC = """
         the paper uses 50). Clipped to ``n_samples - 1`` with a warning.
         ``'auto'``: ``k = sqrt(n_samples / n_labeled)``, rounded, within
         ``[10, 50]``: a denser graph when each label has many rows to
-        reach (at 1 label per class it gained 0.7 points on average over
-        nine data sets, up to 3 on the larger ones, and lost up to 0.7 on
-        two of the smallest; at 5 per class it is about 10 and changes
+        reach (at 1 label per class it gained 0.8 points on average over
+        nine data sets, up to 3 on the larger ones, and lost up to 1 on
+        the smallest; at 5 per class it is about 10 and changes
         nothing). The value used is ``n_neighbors_``. Ignored with
         ``knn_backend='precomputed'``.
     kernel : {'self_tuning', 'power'}, default='self_tuning'
