@@ -91,7 +91,7 @@ SWEEP_RATES = (1, 3, 5, 10, 50)
 
 PAPER = "paper configuration, shared graph (k=50, gamma=3)"
 PEER = "peers, their own default graph"
-OURS = "sklearn_mixedlp defaults (k=10, self-tuning)"
+OURS = "sklearn_mixedlp defaults (k=10, self-tuning, lift=0.5)"
 REFERENCE = "reference, no features"
 
 PLAIN, MINED = "MixedLabelPropagation()", "HardNegativeLP()"
