@@ -262,15 +262,11 @@ def lift_rows(X, lift, height=None, lazy=False):
         )
     if height == 0:
         return X, height
-    if lazy and not sp.issparse(X):
-        return LiftedRows(X, height), height
-    column = np.full((X.shape[0], 1), height, dtype=X.dtype)
     if sp.issparse(X):
+        column = np.full((X.shape[0], 1), height, dtype=X.dtype)
         return sp.hstack([sp.csr_matrix(X), column], format="csr", dtype=X.dtype), height
-    lifted = np.empty((X.shape[0], X.shape[1] + 1), dtype=X.dtype)
-    lifted[:, :-1] = X
-    lifted[:, -1:] = column
-    return lifted, height
+    lifted = LiftedRows(X, height)
+    return (lifted if lazy else lifted[:]), height
 
 
 class LiftedRows:

@@ -90,3 +90,18 @@ def hide_torch(monkeypatch):
         return real_import(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", fake_import)
+
+
+def record_calls(monkeypatch, owner, name):
+    """Wrap ``owner.name`` (a function or a method) so that each call's
+    positional arguments are recorded (for a method, ``self`` first);
+    returns the list of argument tuples."""
+    calls = []
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls

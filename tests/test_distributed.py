@@ -181,19 +181,22 @@ def test_rows_of_one_norm_are_not_lifted_as_one_machine(client):
     X, y = make_sphere_mixture(900, n_classes=5, n_features=12, random_state=3)
     y = mask_labels(y, 4, random_state=3)
     est = MixedLabelPropagation(n_neighbors=8, tol=1e-9, lift=0.5)
-    reference = clone(est).set_params(knn_backend="faiss").fit(X, y)
-    fitted = dist.fit_distributed(
-        clone(est), da.from_array(X, chunks=(300, -1)), y, client=client
-    )
+
+    def fit_both(X):
+        """The fit on one machine and on shards of 300 rows."""
+        reference = clone(est).set_params(knn_backend="faiss").fit(X, y)
+        fitted = dist.fit_distributed(
+            clone(est), da.from_array(X, chunks=(300, -1)), y, client=client
+        )
+        return reference, fitted
+
+    reference, fitted = fit_both(X)
     assert fitted.lift_height_ == reference.lift_height_ == 0.0
     compare(reference, fitted)
     # one row of another norm, in the last shard: both lift
     X = X.copy()
     X[850] *= 1.5
-    reference = clone(est).set_params(knn_backend="faiss").fit(X, y)
-    fitted = dist.fit_distributed(
-        clone(est), da.from_array(X, chunks=(300, -1)), y, client=client
-    )
+    reference, fitted = fit_both(X)
     assert fitted.lift_height_ == pytest.approx(reference.lift_height_, rel=1e-12)
     assert reference.lift_height_ > 0
     compare(reference, fitted, atol=1e-5)

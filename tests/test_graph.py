@@ -19,6 +19,7 @@ from sklearn_mixedlp._graph import (
 
 from .conftest import (
     has_cuda,
+    record_calls,
     requires_cuda,
     requires_faiss,
     requires_numba,
@@ -600,22 +601,17 @@ def test_a_fit_on_lifted_rows_is_the_fit_on_the_lifted_copy(monkeypatch, n_featu
     X, y = make_sphere_mixture(800, n_classes=4, n_features=n_features, random_state=0)
     X *= np.random.default_rng(0).uniform(0.3, 3.0, size=(800, 1))
     y = mask_labels(y, 5, random_state=0)
-    seen = []
-    order = _label_propagation._BaseMixedLP._locality_order
-
-    def spy(self, features, *args):
-        seen.append(features)
-        return order(self, features, *args)
-
-    monkeypatch.setattr(_label_propagation._BaseMixedLP, "_locality_order", spy)
+    calls = record_calls(monkeypatch, _label_propagation._BaseMixedLP, "_locality_order")
     lazy = HardNegativeLP(lift=0.5, random_state=0).fit(X, y)
-    assert isinstance(seen[0], LiftedRows) and seen[0].X is X
+    lifted = calls[0][1]  # the features (after self)
+    assert isinstance(lifted, LiftedRows) and lifted.X is X
     monkeypatch.setattr(
         _label_propagation, "lift_rows",
         lambda X, lift, height=None, lazy=False: _graph.lift_rows(X, lift, height),
     )
     copied = HardNegativeLP(lift=0.5, random_state=0).fit(X, y)
-    assert isinstance(seen[1], np.ndarray) and seen[1].shape == (800, n_features + 1)
+    copy = calls[1][1]
+    assert isinstance(copy, np.ndarray) and copy.shape == (800, n_features + 1)
     np.testing.assert_array_equal(lazy.affinity_.toarray(), copied.affinity_.toarray())
     np.testing.assert_allclose(
         lazy.dissimilarity_.toarray(), copied.dissimilarity_.toarray(), atol=1e-12

@@ -16,6 +16,8 @@ from sklearn_mixedlp._graph import LiftedRows
 from sklearn_mixedlp._negatives import discriminant_features, linear_discriminant_proba
 from sklearn_mixedlp.datasets import make_sphere_mixture, mask_labels
 
+from .conftest import record_calls
+
 ESTIMATORS = [
     pytest.param(MixedLabelPropagation, id="lp"),
     pytest.param(HardNegativeLP, id="hard"),
@@ -62,17 +64,10 @@ def test_float_memmap_is_read_in_place(features, tmp_path, monkeypatch, Est, dty
         X *= np.random.default_rng(0).uniform(0.5, 2.0, size=(len(X), 1)).astype(dtype)
     np.save(path, X)
     Xm = np.load(path, mmap_mode="r")
-    seen = []
-    build = _label_propagation._BaseMixedLP._build_graph
-
-    def spy(self, X, *args):
-        seen.append(X)
-        return build(self, X, *args)
-
-    monkeypatch.setattr(_label_propagation._BaseMixedLP, "_build_graph", spy)
+    calls = record_calls(monkeypatch, _label_propagation._BaseMixedLP, "_build_graph")
     mapped = Est(n_neighbors=10, lift=lift, random_state=0).fit(Xm, y)
     # the graph is built from the mapped rows themselves, not from a copy
-    rows = seen[0]
+    rows = calls[0][1]
     if lift:
         assert isinstance(rows, LiftedRows)
         rows = rows.X
